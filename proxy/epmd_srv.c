@@ -1,0 +1,482 @@
+#include "epmd_srv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "epmd_codec.h"
+#include "log.h"
+#include "proxy.h"
+#include "sbuf.h"
+#include "sock.h"
+
+#define MAX_LISTENERS (EPX_MAX_ADDRS + 2)
+
+enum after_write { AFTER_CLOSE, AFTER_KEEP, AFTER_EXIT };
+
+typedef struct econn {
+    struct econn *prev, *next;
+    epmd_srv *srv;
+    int fd;
+    int local;              /* epmd's local-peer test passed */
+    int keep;               /* an ALIVE2 was answered: never times out */
+    int writing;
+    enum after_write after;
+    size_t got, want;
+    long long mod_ms;       /* last activity */
+    long long write_at;     /* -delay_write: when the reply may go */
+    reg_node *node;         /* the registration this socket holds */
+    sbuf out;
+    size_t outoff;
+    uint8_t buf[EPMD_INBUF_SIZE];
+} econn;
+
+struct epmd_srv {
+    epx *x;
+    int lfd[MAX_LISTENERS];
+    int nl;
+    int port;
+    long long accept_at;    /* -delay_accept (or EMFILE back-off): listeners paused until then */
+    econn *conns;
+    int nconns;
+};
+
+static void conn_close(econn *c);
+
+epmd_srv *epmd_srv_new(epx *x)
+{
+    epmd_srv *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->x = x;
+    s->port = -1;
+    return s;
+}
+
+int epmd_srv_port(const epmd_srv *s)
+{
+    return s->port;
+}
+
+static void listeners_enable(epmd_srv *s, int on)
+{
+    for (int i = 0; i < s->nl; i++)
+        loop_mod(s->x->loop, s->lfd[i], on ? POLLIN : 0);
+}
+
+/* Unregister the node this connection holds, if any. */
+static void drop_registration(econn *c)
+{
+    reg_node *n = c->node;
+    if (!n)
+        return;
+    epx *x = c->srv->x;
+    log_msg(LOG_INFO, "unregistered %s (port %u, proxy port %d)", n->name, n->port, n->proxy_port);
+    proxy_node_down(x->proxy, n);
+    registry_unregister(&x->reg, n);
+    n->reg_fd = -1;
+    c->node = NULL;
+}
+
+static void conn_close(econn *c)
+{
+    epmd_srv *s = c->srv;
+    drop_registration(c);
+    loop_del(s->x->loop, c->fd);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    sbuf_free(&c->out);
+    free(c);
+}
+
+static void try_write(econn *c)
+{
+    while (c->outoff < c->out.len) {
+        ssize_t k = write(c->fd, c->out.p + c->outoff, c->out.len - c->outoff);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN) {
+            loop_mod(c->srv->x->loop, c->fd, POLLOUT);
+            return;
+        }
+        if (k <= 0) {
+            log_msg(LOG_DEBUG, "epmd: write failed on fd %d: %s", c->fd, strerror(errno));
+            conn_close(c);   /* a registration whose reply failed is undone */
+            return;
+        }
+        c->outoff += (size_t)k;
+    }
+    c->writing = 0;
+    sbuf_free(&c->out);
+    c->outoff = 0;
+    switch (c->after) {
+    case AFTER_KEEP:
+        c->keep = 1;
+        loop_mod(c->srv->x->loop, c->fd, POLLIN);
+        break;
+    case AFTER_EXIT:
+        log_msg(LOG_INFO, "epmd: KILL: exiting");
+        c->srv->x->stop = 1;
+        c->srv->x->exit_code = 0;
+        conn_close(c);
+        break;
+    case AFTER_CLOSE:
+        conn_close(c);
+        break;
+    }
+}
+
+/* Send what is in c->out (one write when the socket allows), then do `after`. */
+static void reply(econn *c, enum after_write after)
+{
+    c->after = after;
+    c->writing = 1;
+    c->outoff = 0;
+    int delay = c->srv->x->cfg.delay_write;
+    if (delay > 0) {
+        c->write_at = loop_now_ms() + delay * 1000LL;
+        loop_mod(c->srv->x->loop, c->fd, 0);
+        return;
+    }
+    try_write(c);
+}
+
+static void do_alive2(econn *c, const epmd_req *r)
+{
+    epx *x = c->srv->x;
+    reg_node *n = NULL;
+    if (r->alive_ok) {
+        n = registry_register(&x->reg, &r->alive, time(NULL));
+        if (!n)
+            log_msg(LOG_ERR, "epmd: ALIVE2 refused: name %.*s already registered",
+                    (int)r->alive.namelen, (const char *)r->alive.name);
+    } else {
+        log_msg(LOG_ERR, "epmd: ALIVE2 refused: %s", r->why);
+    }
+    if (n) {
+        n->reg_fd = c->fd;
+        n->since_ms = loop_now_ms();
+        c->node = n;
+        if (proxy_node_up(x->proxy, n) < 0) {
+            drop_registration(c);
+            n = NULL;
+        } else {
+            log_msg(LOG_INFO, "registered %s (port %u, creation %u, proxy port %d)",
+                    n->name, n->port, n->counter, n->proxy_port);
+        }
+    }
+    uint8_t rep[8];
+    size_t len = epmd_alive2_reply(rep, r->alive.highvsn, n != NULL, n ? n->counter : 0);
+    sbuf_add(&c->out, rep, len);
+    reply(c, AFTER_KEEP);
+}
+
+static void do_port2(econn *c, const epmd_req *r)
+{
+    epx *x = c->srv->x;
+    reg_node *n = registry_find(&x->reg, r->name, r->namelen);
+    uint8_t rep[16 + 2 * EPMD_MAXSYMLEN];
+    size_t len;
+    if (n) {
+        epmd_alive2 a;
+        registry_as_alive2(n, &a);
+        len = epmd_port2_reply(rep, sizeof rep, (uint16_t)n->proxy_port, &a);
+    } else {
+        len = epmd_port2_notfound(rep);
+    }
+    sbuf_add(&c->out, rep, len);
+    reply(c, AFTER_CLOSE);
+}
+
+static void do_names(econn *c, int dump)
+{
+    epx *x = c->srv->x;
+    uint8_t p4[4];
+    epmd_put_port32(p4, (uint32_t)x->epmd_port);
+    sbuf_add(&c->out, p4, 4);
+    char line[EPMD_MAXSYMLEN + 128];
+    for (reg_node *n = x->reg.reg; n; n = n->next) {
+        size_t len = dump
+            ? epmd_dump_line(line, sizeof line, 1, (const uint8_t *)n->name, n->namelen,
+                             n->proxy_port, n->reg_fd)
+            : epmd_names_line(line, sizeof line, (const uint8_t *)n->name, n->namelen,
+                              n->proxy_port);
+        sbuf_add(&c->out, line, len < sizeof line ? len : sizeof line - 1);
+    }
+    if (dump)
+        for (reg_node *n = x->reg.unused; n; n = n->next) {
+            size_t len = epmd_dump_line(line, sizeof line, 0, (const uint8_t *)n->name,
+                                        n->namelen, n->proxy_port, n->reg_fd);
+            sbuf_add(&c->out, line, len < sizeof line ? len : sizeof line - 1);
+        }
+    reply(c, AFTER_CLOSE);
+}
+
+static void do_stop(econn *c, const epmd_req *r)
+{
+    epmd_srv *s = c->srv;
+    reg_node *n = registry_find(&s->x->reg, r->name, r->namelen);
+    if (!n) {
+        /* epmd falls through after NOEXIST and also says STOPPED */
+        sbuf_addstr(&c->out, "NOEXIST");
+    } else {
+        for (econn *o = s->conns; o; o = o->next)
+            if (o->node == n) {
+                log_msg(LOG_INFO, "epmd: STOP %s", n->name);
+                conn_close(o);
+                break;
+            }
+    }
+    sbuf_addstr(&c->out, "STOPPED");
+    reply(c, AFTER_CLOSE);
+}
+
+/* One whole request: answer it or close. */
+static void do_request(econn *c, const uint8_t *body, size_t len)
+{
+    epx *x = c->srv->x;
+    epmd_req r;
+    epmd_parse(body, len, &r);
+    int local_only = r.kind == EPMD_REQ_ALIVE2 || r.kind == EPMD_REQ_DUMP ||
+                     r.kind == EPMD_REQ_KILL || r.kind == EPMD_REQ_STOP ||
+                     (len > 0 && (body[0] == EPMD_ALIVE2_REQ || body[0] == EPMD_STOP_REQ));
+    if (local_only && !c->local) {
+        log_msg(LOG_ERR, "epmd: request '%c' from a non-local address refused", body[0]);
+        conn_close(c);
+        return;
+    }
+    switch (r.kind) {
+    case EPMD_REQ_ALIVE2:
+        do_alive2(c, &r);
+        return;
+    case EPMD_REQ_PORT2:
+        do_port2(c, &r);
+        return;
+    case EPMD_REQ_NAMES:
+        do_names(c, 0);
+        return;
+    case EPMD_REQ_DUMP:
+        do_names(c, 1);
+        return;
+    case EPMD_REQ_KILL:
+        if (!x->cfg.relaxed && x->reg.reg) {
+            log_msg(LOG_ERR, "epmd: KILL refused: nodes are registered");
+            sbuf_addstr(&c->out, "NO");
+            reply(c, AFTER_CLOSE);
+            return;
+        }
+        sbuf_addstr(&c->out, "OK");
+        reply(c, AFTER_EXIT);
+        return;
+    case EPMD_REQ_STOP:
+        if (!x->cfg.relaxed) {
+            log_msg(LOG_ERR, "epmd: STOP refused: no -relaxed_command_check");
+            conn_close(c);
+            return;
+        }
+        do_stop(c, &r);
+        return;
+    case EPMD_REQ_BAD:
+    default:
+        log_msg(LOG_ERR, "epmd: closing connection: %s", r.why ? r.why : "bad request");
+        conn_close(c);
+        return;
+    }
+}
+
+static void conn_read(econn *c)
+{
+    if (c->keep) {
+        /* a registration ends on EOF, an error, or any byte at all */
+        uint8_t tmp[256];
+        ssize_t k = read(c->fd, tmp, sizeof tmp);
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+            return;
+        if (k > 0)
+            log_msg(LOG_ERR, "epmd: data on a registration socket: unregistering");
+        conn_close(c);
+        return;
+    }
+    /* Like epmd: until the length is known read up to the whole buffer, so
+     * pipelined bytes in the same read are seen (and refused); after that
+     * read no more than the request. */
+    size_t room = c->want ? c->want - c->got : EPMD_INBUF_SIZE - 1 - c->got;
+    ssize_t k = read(c->fd, c->buf + c->got, room);
+    if (k < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (k <= 0) {
+        if (c->got)
+            log_msg(LOG_DEBUG, "epmd: peer left after %zu bytes of a request", c->got);
+        conn_close(c);
+        return;
+    }
+    c->got += (size_t)k;
+    if (c->want == 0 && c->got >= 2) {
+        size_t len;
+        epmd_frame_status st = epmd_frame(c->buf, c->got, &len);
+        if (st == EPMD_FRAME_BADLEN) {
+            log_msg(LOG_ERR, "epmd: invalid packet size %u", epmd_get16(c->buf));
+            conn_close(c);
+            return;
+        }
+        if (st == EPMD_FRAME_EXTRA) {
+            log_msg(LOG_ERR, "epmd: got more than one request at once: closing");
+            conn_close(c);
+            return;
+        }
+        c->want = (size_t)epmd_get16(c->buf) + 2;
+    }
+    c->mod_ms = loop_now_ms();
+    if (c->want && c->got == c->want) {
+        loop_mod(c->srv->x->loop, c->fd, 0);
+        do_request(c, c->buf + 2, c->want - 2);
+    }
+}
+
+static void conn_event(void *ctx, int fd, short rev)
+{
+    econn *c = ctx;
+    (void)fd;
+    if (c->writing) {
+        if (rev & (POLLOUT | POLLERR | POLLHUP))
+            try_write(c);
+        return;
+    }
+    conn_read(c);
+}
+
+static void accept_one(epmd_srv *s, int lfd)
+{
+    int fd = sock_accept(lfd);
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE) {
+            log_msg(LOG_ERR, "epmd: accept: %s; pausing accepts", strerror(errno));
+            s->accept_at = loop_now_ms() + 100;
+            listeners_enable(s, 0);
+        }
+        return;
+    }
+    econn *c = calloc(1, sizeof *c);
+    if (!c || loop_add(s->x->loop, fd, POLLIN, conn_event, c) < 0) {
+        log_msg(LOG_ERR, "epmd: out of memory for a connection");
+        free(c);
+        close(fd);
+        return;
+    }
+    c->srv = s;
+    c->fd = fd;
+    c->local = sock_is_local_peer(fd);
+    c->mod_ms = loop_now_ms();
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+}
+
+static void listener_event(void *ctx, int fd, short rev)
+{
+    epmd_srv *s = ctx;
+    (void)rev;
+    if (s->x->cfg.delay_accept > 0) {
+        /* epmd sleeps before it accepts; we pause the listeners instead */
+        s->accept_at = loop_now_ms() + s->x->cfg.delay_accept * 1000LL;
+        listeners_enable(s, 0);
+        return;
+    }
+    for (int i = 0; i < 64 && s->accept_at == 0; i++) {
+        int before = s->nconns;
+        accept_one(s, fd);
+        if (s->nconns == before)
+            break;
+    }
+}
+
+int epmd_srv_listen(epmd_srv *s, const char *addr, int port, char *err, size_t errlen,
+                    int *in_use)
+{
+    *in_use = 0;
+    if (s->nl >= MAX_LISTENERS) {
+        snprintf(err, errlen, "too many listen addresses");
+        return -1;
+    }
+    if (s->port > 0)
+        port = s->port;
+    int fd = sock_listen(addr, port, err, errlen);
+    if (fd < 0) {
+        *in_use = errno == EADDRINUSE;
+        return -1;
+    }
+    if (loop_add(s->x->loop, fd, POLLIN, listener_event, s) < 0) {
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->lfd[s->nl++] = fd;
+    if (s->port <= 0)
+        s->port = sock_local_port(fd);
+    return 0;
+}
+
+int epmd_srv_tick(epmd_srv *s, long long now)
+{
+    long long next = now + 1000;
+    if (s->accept_at && now >= s->accept_at) {
+        s->accept_at = 0;
+        if (s->x->cfg.delay_accept > 0) {
+            /* accept one connection per delay, as epmd does */
+            for (int i = 0; i < s->nl; i++) {
+                int before = s->nconns;
+                accept_one(s, s->lfd[i]);
+                if (s->nconns != before)
+                    break;
+            }
+        }
+        if (s->accept_at == 0)
+            listeners_enable(s, 1);
+    }
+    if (s->accept_at && s->accept_at < next)
+        next = s->accept_at;
+    long long limit = s->x->cfg.packet_timeout * 1000LL;
+    econn *c = s->conns;
+    while (c) {
+        econn *nx = c->next;
+        if (c->writing && c->write_at) {
+            if (now >= c->write_at) {
+                c->write_at = 0;
+                try_write(c);
+            } else if (c->write_at < next) {
+                next = c->write_at;
+            }
+        } else if (!c->keep && !c->writing && now - c->mod_ms > limit) {
+            log_msg(LOG_DEBUG, "epmd: closing idle connection (fd %d)", c->fd);
+            conn_close(c);
+        }
+        c = nx;
+    }
+    long long wait = next - now;
+    return wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
+}
+
+void epmd_srv_free(epmd_srv *s)
+{
+    if (!s)
+        return;
+    while (s->conns)
+        conn_close(s->conns);
+    for (int i = 0; i < s->nl; i++) {
+        loop_del(s->x->loop, s->lfd[i]);
+        close(s->lfd[i]);
+    }
+    free(s);
+}

@@ -1,0 +1,34 @@
+/* The event loop: one poll() over every fd the daemon owns.  The only place
+ * that blocks. */
+#ifndef LOOP_H
+#define LOOP_H
+
+typedef struct loop loop;
+
+/* Called with the poll revents of fd (POLLIN, POLLOUT, POLLHUP, POLLERR...). */
+typedef void loop_fn(void *ctx, int fd, short revents);
+
+loop *loop_new(void);
+void loop_free(loop *l);
+
+/* Watch fd for events (POLLIN/POLLOUT; 0 = not at all for now: the fd stays
+ * registered but is left out of poll, so a hung-up socket cannot spin the
+ * loop).  0, or -1 on allocation failure. */
+int loop_add(loop *l, int fd, short events, loop_fn *fn, void *ctx);
+/* Change what fd is watched for. */
+void loop_mod(loop *l, int fd, short events);
+/* Stop watching fd (call before closing it).  Events already collected for
+ * it in this round are not delivered. */
+void loop_del(loop *l, int fd);
+
+/* Poll once for up to timeout_ms and dispatch.  Returns the number of fds
+ * that had events, or -1 if poll failed for a reason other than EINTR. */
+int loop_run_once(loop *l, int timeout_ms);
+
+/* Number of fds registered. */
+int loop_count(const loop *l);
+
+/* Monotonic time in milliseconds. */
+long long loop_now_ms(void);
+
+#endif

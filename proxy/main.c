@@ -1,0 +1,377 @@
+/* epmdpxy: parse the command line, wire the modules, run the loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "epmd_cli.h"
+#include "epmd_srv.h"
+#include "epx.h"
+#include "log.h"
+#include "proxy.h"
+
+static const char usage_text[] =
+    "usage: epmdpxy [options]\n"
+    "\n"
+    "An EPMD that proxies every Erlang distribution connection, so that tests\n"
+    "can cut and heal links between named nodes.\n"
+    "\n"
+    "  --port N, -port N        EPMD port (default $ERL_EPMD_PORT, else 4369; 0 = any free port)\n"
+    "  --control N              control port (default EPMD port + 1; 0 = any free port,\n"
+    "                           also the default when the EPMD port is 0)\n"
+    "  --bind ADDR              listen on ADDR (repeatable; default 127.0.0.1 and ::1)\n"
+    "  -address LIST            epmd's form of --bind: comma-separated addresses, loopback\n"
+    "                           always added ($ERL_EPMD_ADDRESS)\n"
+    "  -daemon                  detach; if the EPMD port is taken, exit 0 quietly\n"
+    "  -relaxed_command_check   allow KILL with live nodes, enable STOP\n"
+    "                           ($ERL_EPMD_RELAXED_COMMAND_CHECK)\n"
+    "  -packet_timeout N        close idle EPMD connections after N s (default 60)\n"
+    "  -delay_accept N          wait N s before each accept (testing)\n"
+    "  -delay_write N           wait N s before each EPMD reply (testing)\n"
+    "  -d, -debug               log more to stderr (repeat for more)\n"
+    "  -names                   client: list the names registered at the daemon on -port\n"
+    "  -dump                    client: dump its registry\n"
+    "  -kill                    client: tell it to exit\n"
+    "  -stop NAME               client: end NAME's registration (relaxed mode)\n"
+    "  --help, -h               this text\n"
+    "  --version                the version\n"
+    "\n"
+    "With --port 0 --control 0 it prints one line once it listens:\n"
+    "  READY epmd=<port> control=<port>\n"
+    "Control commands (one per line on the control port): PING, NODES, LINKS,\n"
+    "STATUS, SHUTDOWN, QUIT.  See epmdpxy(1) and README.md.\n";
+
+static int sigpipe_fd[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+    int e = errno;
+    char c = (char)sig;
+    if (write(sigpipe_fd[1], &c, 1) < 0) {
+        /* the pipe is full: a stop is already pending */
+    }
+    errno = e;
+}
+
+static void signal_event(void *ctx, int fd, short rev)
+{
+    epx *x = ctx;
+    char buf[16];
+    (void)rev;
+    while (read(fd, buf, sizeof buf) > 0) {}
+    log_msg(LOG_INFO, "signal: exiting");
+    x->stop = 1;
+    x->exit_code = 0;
+}
+
+static int parse_port(const char *opt, const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : -1;
+    if (!s || errno || *end || v < 0 || v > 65535) {
+        fprintf(stderr, "epmdpxy: %s needs a port number (0-65535), got '%s'\n", opt,
+                s ? s : "");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_secs(const char *opt, const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : -1;
+    if (!s || errno || *end || v < 0 || v > 86400) {
+        fprintf(stderr, "epmdpxy: %s needs a number of seconds, got '%s'\n", opt, s ? s : "");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static char addr_store[1024];
+
+/* Add each address of a comma/space separated list. */
+static int add_addrs(epx_config *cfg, const char *list)
+{
+    size_t used = strlen(addr_store) + 1;
+    if (used >= sizeof addr_store)
+        used = 0;
+    char *copy = addr_store + (used > 1 ? used : 0);
+    if (strlen(list) + 1 > sizeof addr_store - (size_t)(copy - addr_store)) {
+        fprintf(stderr, "epmdpxy: address list too long\n");
+        return -1;
+    }
+    strcpy(copy, list);
+    for (char *tok = strtok(copy, ", "); tok; tok = strtok(NULL, ", ")) {
+        if (cfg->naddrs >= EPX_MAX_ADDRS - 2) {
+            fprintf(stderr, "epmdpxy: too many addresses\n");
+            return -1;
+        }
+        cfg->addrs[cfg->naddrs++] = tok;
+    }
+    return 0;
+}
+
+static void add_addr_once(epx_config *cfg, const char *a)
+{
+    for (int i = 0; i < cfg->naddrs; i++)
+        if (strcmp(cfg->addrs[i], a) == 0)
+            return;
+    if (cfg->naddrs < EPX_MAX_ADDRS)
+        cfg->addrs[cfg->naddrs++] = a;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* Detach from the terminal and the parent; the parent exits 0. */
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (chdir("/") < 0) {
+        /* keep going in the current directory */
+    }
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        if (log_level <= LOG_ERR)
+            dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    epx x;
+    memset(&x, 0, sizeof x);
+    x.cfg.epmd_port = 4369;
+    x.cfg.control_port = -1;
+    x.cfg.packet_timeout = 60;
+    int daemon_mode = 0;
+    enum epmd_cli_mode cli = EPMD_CLI_NONE;
+    const char *stop_name = NULL;
+    int have_bind = 0;
+
+    const char *env = getenv("ERL_EPMD_PORT");
+    if (env && *env && parse_port("ERL_EPMD_PORT", env, &x.cfg.epmd_port) < 0)
+        return 2;
+    if (getenv("ERL_EPMD_RELAXED_COMMAND_CHECK"))
+        x.cfg.relaxed = 1;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "-help")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (!strcmp(a, "--version") || !strcmp(a, "-version")) {
+            printf("epmdpxy %s\n", EPX_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--port") || !strcmp(a, "-port")) {
+            if (parse_port(a, v, &x.cfg.epmd_port) < 0)
+                return 2;
+            i++;
+        } else if (!strcmp(a, "--control")) {
+            if (parse_port(a, v, &x.cfg.control_port) < 0)
+                return 2;
+            i++;
+        } else if (!strcmp(a, "--bind") || !strcmp(a, "-address")) {
+            if (!v) {
+                fprintf(stderr, "epmdpxy: %s needs an address\n", a);
+                return 2;
+            }
+            if (add_addrs(&x.cfg, v) < 0)
+                return 2;
+            have_bind = 1;
+            i++;
+        } else if (!strcmp(a, "-daemon")) {
+            daemon_mode = 1;
+        } else if (!strcmp(a, "-relaxed_command_check")) {
+            x.cfg.relaxed = 1;
+        } else if (!strcmp(a, "-packet_timeout")) {
+            if (parse_secs(a, v, &x.cfg.packet_timeout) < 0)
+                return 2;
+            i++;
+        } else if (!strcmp(a, "-delay_accept")) {
+            if (parse_secs(a, v, &x.cfg.delay_accept) < 0)
+                return 2;
+            i++;
+        } else if (!strcmp(a, "-delay_write")) {
+            if (parse_secs(a, v, &x.cfg.delay_write) < 0)
+                return 2;
+            i++;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "-debug")) {
+            x.cfg.debug++;
+        } else if (!strcmp(a, "-names")) {
+            cli = EPMD_CLI_NAMES;
+        } else if (!strcmp(a, "-dump")) {
+            cli = EPMD_CLI_DUMP;
+        } else if (!strcmp(a, "-kill")) {
+            cli = EPMD_CLI_KILL;
+        } else if (!strcmp(a, "-stop")) {
+            if (!v) {
+                fprintf(stderr, "epmdpxy: -stop needs a node name\n");
+                return 2;
+            }
+            cli = EPMD_CLI_STOP;
+            stop_name = v;
+            i++;
+        } else {
+            fprintf(stderr, "epmdpxy: unknown option '%s' (try --help)\n", a);
+            return 2;
+        }
+    }
+
+    if (cli != EPMD_CLI_NONE)
+        return epmd_cli_run(cli, x.cfg.epmd_port, stop_name);
+
+    log_level = LOG_ERR + x.cfg.debug;
+    if (!have_bind) {
+        env = getenv("ERL_EPMD_ADDRESS");
+        if (env && *env) {
+            if (add_addrs(&x.cfg, env) < 0)
+                return 2;
+            have_bind = 1;
+        }
+    }
+    /* loopback always, as epmd does; first in the list when nothing was asked */
+    add_addr_once(&x.cfg, "127.0.0.1");
+    add_addr_once(&x.cfg, "::1");
+    if (x.cfg.control_port < 0)
+        x.cfg.control_port = x.cfg.epmd_port ? x.cfg.epmd_port + 1 : 0;
+    if (x.cfg.control_port > 65535) {
+        fprintf(stderr, "epmdpxy: EPMD port 65535 leaves no default control port; use --control\n");
+        return 2;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    x.loop = loop_new();
+    registry_init(&x.reg, x.cfg.debug > 0);
+    x.epmd = epmd_srv_new(&x);
+    x.proxy = proxy_new(&x);
+    x.control = control_new(&x);
+    if (!x.loop || !x.epmd || !x.proxy || !x.control) {
+        fprintf(stderr, "epmdpxy: out of memory\n");
+        return 1;
+    }
+    x.started_ms = loop_now_ms();
+
+    char err[256];
+    int bound = 0;
+    for (int i = 0; i < x.cfg.naddrs; i++) {
+        int in_use;
+        int port = bound ? epmd_srv_port(x.epmd) : x.cfg.epmd_port;
+        if (epmd_srv_listen(x.epmd, x.cfg.addrs[i], port, err, sizeof err, &in_use) == 0) {
+            bound++;
+            continue;
+        }
+        if (in_use) {
+            /* epmd: another one already serves this port: nothing to do */
+            if (daemon_mode)
+                return 0;
+            fprintf(stderr, "epmdpxy: EPMD port: %s\n", err);
+            return 1;
+        }
+        if (strchr(x.cfg.addrs[i], ':') && errno == EADDRNOTAVAIL) {
+            log_msg(LOG_INFO, "no IPv6 loopback here: %s", err);
+            continue;
+        }
+        fprintf(stderr, "epmdpxy: EPMD port: %s\n", err);
+        return 1;
+    }
+    x.epmd_port = epmd_srv_port(x.epmd);
+    if (x.cfg.control_port == 0 || x.cfg.epmd_port != 0 || 1) {
+        int cbound = 0;
+        for (int i = 0; i < x.cfg.naddrs; i++) {
+            int port = cbound ? control_port(x.control) : x.cfg.control_port;
+            if (control_listen(x.control, x.cfg.addrs[i], port, err, sizeof err) == 0) {
+                cbound++;
+                continue;
+            }
+            if (strchr(x.cfg.addrs[i], ':') && errno == EADDRNOTAVAIL)
+                continue;
+            fprintf(stderr, "epmdpxy: control port: %s\n", err);
+            return 1;
+        }
+    }
+    x.control_port = control_port(x.control);
+
+    if (daemon_mode) {
+        if (daemonize() < 0) {
+            fprintf(stderr, "epmdpxy: cannot detach: %s\n", strerror(errno));
+            return 1;
+        }
+    } else {
+        printf("READY epmd=%d control=%d\n", x.epmd_port, x.control_port);
+        fflush(stdout);
+    }
+    log_msg(LOG_INFO, "listening: epmd port %d, control port %d", x.epmd_port, x.control_port);
+
+    if (pipe2(sigpipe_fd, O_NONBLOCK | O_CLOEXEC) < 0 ||
+        loop_add(x.loop, sigpipe_fd[0], POLLIN, signal_event, &x) < 0) {
+        fprintf(stderr, "epmdpxy: cannot set up signals\n");
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    long long next_tick = 0;
+    int wait = 0;
+    while (!x.stop) {
+        long long now = loop_now_ms();
+        if (now >= next_tick) {
+            wait = epmd_srv_tick(x.epmd, now);
+            proxy_tick(x.proxy, now);
+            next_tick = now + wait;
+        }
+        long long t = next_tick - loop_now_ms();
+        if (loop_run_once(x.loop, t < 0 ? 0 : (int)t) < 0) {
+            log_msg(LOG_ERR, "poll: %s", strerror(errno));
+            x.exit_code = 1;
+            break;
+        }
+    }
+
+    control_free(x.control);
+    proxy_free(x.proxy);
+    epmd_srv_free(x.epmd);
+    registry_free(&x.reg);
+    loop_del(x.loop, sigpipe_fd[0]);
+    close(sigpipe_fd[0]);
+    close(sigpipe_fd[1]);
+    loop_free(x.loop);
+    return x.exit_code;
+}

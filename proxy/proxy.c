@@ -1,0 +1,422 @@
+#include "proxy.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sniff.h"
+#include "sock.h"
+
+#define HALF_CAP        (64 * 1024)   /* relay buffer per direction */
+#define NAME_TIMEOUT_MS 15000         /* to send the first handshake frame */
+#define CONNECT_TIMEOUT_MS 10000      /* to reach the node's real port */
+
+enum link_state { LINK_NAME, LINK_CONNECTING, LINK_HANDSHAKE, LINK_UP };
+
+static const char *state_names[] = { "handshake", "handshake", "handshake", "up" };
+
+/* Bytes read from fd[i] on their way to fd[1-i]. */
+typedef struct half {
+    uint8_t *buf;       /* HALF_CAP bytes, allocated while in use */
+    size_t off, len;    /* pending: buf[off..len) */
+    int eof;            /* fd[i] will give no more (EOF or error) */
+    int shut;           /* ...and everything before it reached fd[1-i] */
+    uint64_t bytes;     /* relayed so far */
+} half;
+
+typedef struct plink {
+    struct plink *prev, *next;
+    proxy *px;
+    unsigned long id;
+    int fd[2];                  /* 0: the initiator, 1: the node's real port */
+    half h[2];
+    enum link_state state;
+    int target_port;            /* the node's own port */
+    char target[EPMD_MAXSYMLEN + 1];       /* its alive name */
+    char from[SNIFF_MAX_NAME + 1];
+    char to[SNIFF_MAX_NAME + 1];
+    sniff_stream ss;            /* the node's handshake frames */
+    long long since_ms, deadline_ms;
+} plink;
+
+struct proxy {
+    epx *x;
+    plink *links;
+    int nlinks;
+    unsigned long next_id;
+};
+
+static void link_event(void *ctx, int fd, short rev);
+
+proxy *proxy_new(epx *x)
+{
+    proxy *p = calloc(1, sizeof *p);
+    if (p)
+        p->x = x;
+    return p;
+}
+
+static void link_close(plink *l, const char *why)
+{
+    proxy *p = l->px;
+    log_msg(LOG_INFO, "link %lu %s -> %s closed: %s (%llu bytes out, %llu in)", l->id,
+            l->from[0] ? l->from : "?", l->to, why, (unsigned long long)l->h[0].bytes,
+            (unsigned long long)l->h[1].bytes);
+    for (int i = 0; i < 2; i++) {
+        if (l->fd[i] >= 0) {
+            loop_del(p->x->loop, l->fd[i]);
+            close(l->fd[i]);
+        }
+        free(l->h[i].buf);
+    }
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        p->links = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    p->nlinks--;
+    free(l);
+}
+
+/* What each fd should be polled for, from the link's state and buffers. */
+static void link_update(plink *l)
+{
+    loop *lp = l->px->x->loop;
+    short ev[2] = { 0, 0 };
+    switch (l->state) {
+    case LINK_NAME:
+        ev[0] = POLLIN;
+        break;
+    case LINK_CONNECTING:
+        ev[1] = POLLOUT;
+        break;
+    case LINK_HANDSHAKE:
+    case LINK_UP:
+        for (int i = 0; i < 2; i++) {
+            half *in = &l->h[i], *out = &l->h[1 - i];
+            if (!in->eof && in->len < HALF_CAP)
+                ev[i] |= POLLIN;
+            if (out->len > out->off)
+                ev[i] |= POLLOUT;
+        }
+        break;
+    }
+    for (int i = 0; i < 2; i++)
+        if (l->fd[i] >= 0)
+            loop_mod(lp, l->fd[i], ev[i]);
+}
+
+/* fd[i] is gone for writing: what was meant for it is dropped, and nothing
+ * more will be read from it either. */
+static void side_dead(plink *l, int i)
+{
+    half *to_i = &l->h[1 - i];
+    to_i->off = to_i->len = 0;
+    to_i->eof = to_i->shut = 1;
+    l->h[i].eof = 1;
+}
+
+/* After a half drained: pass an EOF on once everything before it went out. */
+static void half_finish(plink *l, int i)
+{
+    half *h = &l->h[i];
+    if (h->off == h->len) {
+        h->off = h->len = 0;
+        if (h->eof && !h->shut) {
+            shutdown(l->fd[1 - i], SHUT_WR);
+            h->shut = 1;
+        }
+    }
+}
+
+/* Write what half i holds to fd[1-i].  -1 if that socket failed. */
+static int half_flush(plink *l, int i)
+{
+    half *h = &l->h[i];
+    int o = 1 - i;
+    while (h->off < h->len) {
+        ssize_t k = send(l->fd[o], h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN)
+            return 0;
+        if (k <= 0) {
+            log_msg(LOG_DEBUG, "link %lu: write to %s failed: %s", l->id,
+                    o ? "node" : "initiator", strerror(errno));
+            side_dead(l, o);
+            return -1;
+        }
+        h->off += (size_t)k;
+        h->bytes += (uint64_t)k;
+    }
+    half_finish(l, i);
+    return 0;
+}
+
+/* The node's handshake frames tell who it is and when the link is up. */
+static void sniff_acceptor(plink *l, const uint8_t *p, size_t n)
+{
+    if (l->ss.done)
+        return;
+    sniff_feed(&l->ss, p, n);
+    if (l->ss.peer_name[0] && strcmp(l->to, l->ss.peer_name) != 0) {
+        snprintf(l->to, sizeof l->to, "%s", l->ss.peer_name);
+        reg_node *rn = registry_find(&l->px->x->reg, (const uint8_t *)l->target, strlen(l->target));
+        if (rn && rn->port == l->target_port)
+            snprintf(rn->full, sizeof rn->full, "%s", l->ss.peer_name);
+    }
+    if (l->ss.assigned[0])
+        snprintf(l->from, sizeof l->from, "%s", l->ss.assigned);
+    if (l->ss.acked) {
+        l->state = LINK_UP;
+        log_msg(LOG_INFO, "link %lu %s -> %s up", l->id, l->from, l->to);
+    } else if (l->ss.done < 0) {
+        log_msg(LOG_ERR, "link %lu: node %s speaks no handshake we know (%s); relaying blind",
+                l->id, l->to, l->ss.why);
+    }
+}
+
+/* Read from fd[i] into half i.  -1 on EOF or error (half marked). */
+static int half_fill(plink *l, int i)
+{
+    half *h = &l->h[i];
+    if (!h->buf && !(h->buf = malloc(HALF_CAP))) {
+        log_msg(LOG_ERR, "link %lu: out of memory", l->id);
+        return 0;   /* try again later */
+    }
+    while (h->len < HALF_CAP) {
+        ssize_t k = read(l->fd[i], h->buf + h->len, HALF_CAP - h->len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN)
+            return 0;
+        if (k <= 0) {
+            log_msg(LOG_DEBUG, "link %lu: %s %s", l->id, i ? "node" : "initiator",
+                    k == 0 ? "closed" : strerror(errno));
+            h->eof = 1;
+            if (k < 0)
+                side_dead(l, i);
+            return -1;
+        }
+        if (i == 1)
+            sniff_acceptor(l, h->buf + h->len, (size_t)k);
+        h->len += (size_t)k;
+        if (l->state == LINK_NAME)
+            return 0;   /* one read at a time until the name is known */
+    }
+    return 0;
+}
+
+static void start_connect(plink *l)
+{
+    int fd = sock_connect_loopback(l->target_port);
+    if (fd < 0) {
+        log_msg(LOG_ERR, "link %lu: cannot connect to %s on port %d: %s", l->id, l->target,
+                l->target_port, strerror(errno));
+        link_close(l, "node unreachable");
+        return;
+    }
+    if (loop_add(l->px->x->loop, fd, POLLOUT, link_event, l) < 0) {
+        close(fd);
+        link_close(l, "out of memory");
+        return;
+    }
+    sock_nodelay(fd);
+    l->fd[1] = fd;
+    l->state = LINK_CONNECTING;
+    l->deadline_ms = loop_now_ms() + CONNECT_TIMEOUT_MS;
+    link_update(l);
+}
+
+/* The initiator's first frame: learn its name, then reach the node. */
+static void read_name(plink *l)
+{
+    int r = half_fill(l, 0);
+    half *h = &l->h[0];
+    sniff_first f;
+    sniff_status st = h->len ? sniff_first_frame(h->buf, h->len, &f) : SNIFF_MORE;
+    if (st == SNIFF_BAD) {
+        log_msg(LOG_ERR, "link %lu to %s: closing: %s", l->id, l->target, f.why);
+        link_close(l, f.why);
+        return;
+    }
+    if (st == SNIFF_MORE) {
+        if (r < 0)
+            link_close(l, "initiator left before its name");
+        return;
+    }
+    snprintf(l->from, sizeof l->from, "%s", f.name);
+    log_msg(LOG_INFO, "link %lu: %s -> %s", l->id, l->from, l->target);
+    start_connect(l);
+}
+
+static void link_done_check(plink *l)
+{
+    if (l->h[0].shut && l->h[1].shut)
+        link_close(l, "both sides closed");
+    else
+        link_update(l);
+}
+
+static void link_event(void *ctx, int fd, short rev)
+{
+    plink *l = ctx;
+    int i = fd == l->fd[0] ? 0 : 1;
+    if (l->state == LINK_NAME) {
+        read_name(l);
+        return;
+    }
+    if (l->state == LINK_CONNECTING) {
+        int e = sock_error(fd);
+        if (e) {
+            log_msg(LOG_ERR, "link %lu: connect to %s (port %d): %s", l->id, l->target,
+                    l->target_port, strerror(e));
+            link_close(l, "node unreachable");
+            return;
+        }
+        l->state = LINK_HANDSHAKE;
+        if (half_flush(l, 0) < 0) {
+            link_done_check(l);
+            return;
+        }
+        link_update(l);
+        return;
+    }
+    /* relay: write first (makes room), then read and pass on at once */
+    if (rev & (POLLOUT | POLLERR | POLLHUP))
+        half_flush(l, 1 - i);
+    if ((rev & (POLLIN | POLLERR | POLLHUP)) && !l->h[i].eof && l->h[i].len < HALF_CAP) {
+        half_fill(l, i);
+        half_flush(l, i);
+        half_finish(l, i);
+    }
+    link_done_check(l);
+}
+
+static void listener_event(void *ctx, int lfd, short rev)
+{
+    reg_node *n = ctx;
+    proxy *p = n->proxy;
+    (void)rev;
+    for (int k = 0; k < 64; k++) {
+        int fd = sock_accept(lfd);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                log_msg(LOG_ERR, "proxy %s: accept: %s", n->name, strerror(errno));
+            return;
+        }
+        plink *l = calloc(1, sizeof *l);
+        if (!l || loop_add(p->x->loop, fd, POLLIN, link_event, l) < 0) {
+            log_msg(LOG_ERR, "proxy %s: out of memory for a link", n->name);
+            free(l);
+            close(fd);
+            return;
+        }
+        sock_nodelay(fd);
+        l->px = p;
+        l->id = ++p->next_id;
+        l->fd[0] = fd;
+        l->fd[1] = -1;
+        l->state = LINK_NAME;
+        l->target_port = n->port;
+        snprintf(l->target, sizeof l->target, "%s", n->name);
+        snprintf(l->to, sizeof l->to, "%s", n->full[0] ? n->full : n->name);
+        l->since_ms = loop_now_ms();
+        l->deadline_ms = l->since_ms + NAME_TIMEOUT_MS;
+        l->next = p->links;
+        if (p->links)
+            p->links->prev = l;
+        p->links = l;
+        p->nlinks++;
+    }
+}
+
+int proxy_node_up(proxy *p, reg_node *n)
+{
+    char err[256];
+    const char *addr = p->x->cfg.naddrs ? p->x->cfg.addrs[0] : NULL;
+    int fd = sock_listen(addr, 0, err, sizeof err);
+    if (fd < 0) {
+        log_msg(LOG_ERR, "proxy listener for %s: %s", n->name, err);
+        return -1;
+    }
+    n->proxy = p;
+    if (loop_add(p->x->loop, fd, POLLIN, listener_event, n) < 0) {
+        close(fd);
+        return -1;
+    }
+    n->proxy_fd = fd;
+    n->proxy_port = sock_local_port(fd);
+    return 0;
+}
+
+void proxy_node_down(proxy *p, reg_node *n)
+{
+    if (n->proxy_fd < 0)
+        return;
+    loop_del(p->x->loop, n->proxy_fd);
+    close(n->proxy_fd);
+    n->proxy_fd = -1;
+}
+
+int proxy_nlinks(const proxy *p)
+{
+    return p->nlinks;
+}
+
+void proxy_links_json(proxy *p, sbuf *out)
+{
+    sbuf_addstr(out, "[");
+    int first = 1;
+    long long now = loop_now_ms();
+    /* oldest first: walk to the tail, then back */
+    plink *l = p->links;
+    while (l && l->next)
+        l = l->next;
+    for (; l; l = l->prev) {
+        if (!first)
+            sbuf_addstr(out, ",");
+        first = 0;
+        sbuf_printf(out, "{\"id\":%lu,\"from\":", l->id);
+        if (l->from[0])
+            sbuf_json_str(out, l->from, strlen(l->from));
+        else
+            sbuf_addstr(out, "null");
+        sbuf_addstr(out, ",\"to\":");
+        sbuf_json_str(out, l->to, strlen(l->to));
+        sbuf_printf(out, ",\"state\":\"%s\",\"bytes_out\":%llu,\"bytes_in\":%llu,\"age_ms\":%lld}",
+                    state_names[l->state], (unsigned long long)l->h[0].bytes,
+                    (unsigned long long)l->h[1].bytes, now - l->since_ms);
+    }
+    sbuf_addstr(out, "]");
+}
+
+void proxy_tick(proxy *p, long long now)
+{
+    plink *l = p->links;
+    while (l) {
+        plink *nx = l->next;
+        if ((l->state == LINK_NAME || l->state == LINK_CONNECTING) && now > l->deadline_ms)
+            link_close(l, l->state == LINK_NAME ? "no handshake name in time"
+                                                : "node did not accept in time");
+        l = nx;
+    }
+}
+
+void proxy_free(proxy *p)
+{
+    if (!p)
+        return;
+    while (p->links)
+        link_close(p->links, "daemon exits");
+    for (reg_node *n = p->x->reg.reg; n; n = n->next)
+        proxy_node_down(p, n);
+    free(p);
+}

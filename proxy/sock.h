@@ -1,0 +1,28 @@
+/* Thin socket helpers: every socket is non-blocking and close-on-exec. */
+#ifndef SOCK_H
+#define SOCK_H
+
+#include <stddef.h>
+
+/* Listen on addr (IPv4 or IPv6 literal; NULL = 127.0.0.1) and port (0 =
+ * any free port).  Returns the fd, or -1 with a message in err. */
+int sock_listen(const char *addr, int port, char *err, size_t errlen);
+/* The local port a socket is bound to, or -1. */
+int sock_local_port(int fd);
+/* Accept one connection (non-blocking, close-on-exec); -1 with errno. */
+int sock_accept(int lfd);
+/* Start a non-blocking connect to 127.0.0.1:port.  Returns the fd (the
+ * connect may still be in progress: wait for POLLOUT, then sock_error), or
+ * -1 with errno. */
+int sock_connect_loopback(int port);
+/* The pending error of a socket (SO_ERROR), 0 if none. */
+int sock_error(int fd);
+/* Turn Nagle off. */
+void sock_nodelay(int fd);
+/* epmd's idea of a local peer: 127/8, ::1 (also v4-mapped), or a peer whose
+ * address equals the socket's own.  1 or 0. */
+int sock_is_local_peer(int fd);
+/* Close so that the peer sees a reset (RST) rather than an orderly close. */
+void sock_close_rst(int fd);
+
+#endif
