@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -97,9 +98,122 @@ static void nodes_json(epx *x, sbuf *o)
 static void status_json(epx *x, sbuf *o)
 {
     sbuf_printf(o, "{\"version\":\"%s\",\"pid\":%d,\"epmd_port\":%d,\"control_port\":%d,"
-                   "\"mode\":\"hold\",\"nodes\":%d,\"links\":%d,\"rules\":0,\"uptime_ms\":%lld}",
-                EPX_VERSION, (int)getpid(), x->epmd_port, x->control_port, x->reg.nreg,
-                proxy_nlinks(x->proxy), loop_now_ms() - x->started_ms);
+                   "\"mode\":\"%s\",\"nodes\":%d,\"links\":%d,\"rules\":%zu,"
+                   "\"uptime_ms\":%lld}",
+                EPX_VERSION, (int)getpid(), x->epmd_port, x->control_port,
+                x->mode == EPX_MODE_RESET ? "reset" : "hold", x->reg.nreg,
+                proxy_nlinks(x->proxy), x->rules.n, loop_now_ms() - x->started_ms);
+}
+
+/* Is some registered node called like this (alive part compared)? */
+static int name_registered(epx *x, const char *name)
+{
+    for (reg_node *n = x->reg.reg; n; n = n->next)
+        if (rules_name_match(name, n->full[0] ? n->full : n->name))
+            return 1;
+    return 0;
+}
+
+/* "OK", or "OK not registered: a,b" when some names are not (yet) known. */
+static void ok_names(epx *x, sbuf *o, char names[][RULES_MAX_NAME + 1], int n)
+{
+    sbuf_addstr(o, "OK");
+    int missing = 0;
+    for (int i = 0; i < n; i++) {
+        if (name_registered(x, names[i]))
+            continue;
+        sbuf_addstr(o, missing++ ? "," : " not registered: ");
+        sbuf_addstr(o, names[i]);
+    }
+}
+
+/* CUT / FIX: islands or one way. */
+static void cmd_cut_fix(epx *x, sbuf *o, const ctl_line *cl, int cut)
+{
+    static rules_spec spec;   /* large; the daemon is single-threaded */
+    char err[256];
+    const char *verb = cut ? "CUT" : "FIX";
+    if (rules_parse_spec(cl->args, cl->argslen, &spec, err, sizeof err) < 0) {
+        if (strncmp(err, "needs", 5) == 0)
+            sbuf_printf(o, "ERR %s %s", verb, err);
+        else
+            sbuf_printf(o, "ERR %s", err);
+        return;
+    }
+    int changed = rules_apply(&x->rules, &spec, cut);
+    if (changed < 0) {
+        sbuf_addstr(o, "ERR out of memory");
+        return;
+    }
+    events_add(&x->ev, loop_now_ms(), cut ? "cut" : "fix", "\"spec\":%s,\"pairs\":%d",
+               events_qn(cl->args, cl->argslen), changed);
+    log_msg(LOG_INFO, "control: %s %.*s (%d pairs changed)", verb, (int)cl->argslen, cl->args,
+            changed);
+    proxy_rules_changed(x->proxy);
+    ok_names(x, o, spec.names, spec.nnames);
+}
+
+static void cmd_isolate(epx *x, sbuf *o, const ctl_line *cl)
+{
+    char name[1][RULES_MAX_NAME + 1];
+    if (!rules_valid_name(cl->args, cl->argslen)) {
+        sbuf_addstr(o, cl->argslen ? "ERR ISOLATE takes one node name" : "ERR ISOLATE needs a node name");
+        return;
+    }
+    memcpy(name[0], cl->args, cl->argslen);
+    name[0][cl->argslen] = 0;
+    if (rules_add(&x->rules, name[0], "*") < 0 || rules_add(&x->rules, "*", name[0]) < 0) {
+        sbuf_addstr(o, "ERR out of memory");
+        return;
+    }
+    events_add(&x->ev, loop_now_ms(), "isolate", "\"node\":%s", events_q(name[0]));
+    log_msg(LOG_INFO, "control: ISOLATE %s", name[0]);
+    proxy_rules_changed(x->proxy);
+    ok_names(x, o, name, 1);
+}
+
+static void cmd_mode(epx *x, sbuf *o, const ctl_line *cl)
+{
+    if (cl->argslen == 0) {
+        sbuf_printf(o, "OK %s", x->mode == EPX_MODE_RESET ? "reset" : "hold");
+        return;
+    }
+    enum epx_mode m;
+    if (cl->argslen == 4 && strncasecmp(cl->args, "hold", 4) == 0) {
+        m = EPX_MODE_HOLD;
+    } else if (cl->argslen == 5 && strncasecmp(cl->args, "reset", 5) == 0) {
+        m = EPX_MODE_RESET;
+    } else {
+        sbuf_printf(o, "ERR unknown mode %.*s (hold or reset)", (int)(cl->argslen > 64 ? 64 : cl->argslen),
+                    cl->args);
+        return;
+    }
+    if (m != x->mode) {
+        x->mode = m;
+        events_add(&x->ev, loop_now_ms(), "mode", "\"mode\":\"%s\"",
+                   m == EPX_MODE_RESET ? "reset" : "hold");
+        log_msg(LOG_INFO, "control: MODE %s", m == EPX_MODE_RESET ? "reset" : "hold");
+        proxy_rules_changed(x->proxy);
+    }
+    sbuf_printf(o, "OK %s", m == EPX_MODE_RESET ? "reset" : "hold");
+}
+
+static void cmd_events(epx *x, sbuf *o, const ctl_line *cl)
+{
+    unsigned long long after = 0;
+    if (cl->argslen) {
+        char tmp[32], *end;
+        size_t n = cl->argslen < sizeof tmp - 1 ? cl->argslen : sizeof tmp - 1;
+        memcpy(tmp, cl->args, n);
+        tmp[n] = 0;
+        after = strtoull(tmp, &end, 10);
+        if (*end || cl->argslen >= sizeof tmp - 1) {
+            sbuf_addstr(o, "ERR EVENTS takes an optional sequence number");
+            return;
+        }
+    }
+    sbuf_addstr(o, "OK ");
+    events_json(&x->ev, after, o);
 }
 
 /* Run one command line; append the reply line to k->out. */
@@ -126,6 +240,32 @@ static void run_line(cconn *k, const char *line, size_t len)
     case CTL_STATUS:
         sbuf_addstr(o, "OK ");
         status_json(x, o);
+        break;
+    case CTL_RULES:
+        sbuf_addstr(o, "OK ");
+        rules_json(&x->rules, o);
+        break;
+    case CTL_CUT:
+    case CTL_FIX:
+        cmd_cut_fix(x, o, &cl, cl.cmd == CTL_CUT);
+        break;
+    case CTL_ISOLATE:
+        cmd_isolate(x, o, &cl);
+        break;
+    case CTL_HEAL: {
+        size_t n = x->rules.n;
+        rules_clear(&x->rules);
+        events_add(&x->ev, loop_now_ms(), "heal", "\"removed\":%zu", n);
+        log_msg(LOG_INFO, "control: HEAL (%zu pairs removed)", n);
+        proxy_rules_changed(x->proxy);
+        sbuf_addstr(o, "OK");
+        break;
+    }
+    case CTL_MODE:
+        cmd_mode(x, o, &cl);
+        break;
+    case CTL_EVENTS:
+        cmd_events(x, o, &cl);
         break;
     case CTL_SHUTDOWN:
         log_msg(LOG_INFO, "control: SHUTDOWN");

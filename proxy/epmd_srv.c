@@ -76,6 +76,8 @@ static void drop_registration(econn *c)
         return;
     epx *x = c->srv->x;
     log_msg(LOG_INFO, "unregistered %s (port %u, proxy port %d)", n->name, n->port, n->proxy_port);
+    events_add(&x->ev, loop_now_ms(), "unregistered", "\"name\":%s,\"port\":%u",
+               events_q(n->name), n->port);
     proxy_node_down(x->proxy, n);
     registry_unregister(&x->reg, n);
     n->reg_fd = -1;
@@ -173,6 +175,9 @@ static void do_alive2(econn *c, const epmd_req *r)
         } else {
             log_msg(LOG_INFO, "registered %s (port %u, creation %u, proxy port %d)",
                     n->name, n->port, n->counter, n->proxy_port);
+            events_add(&x->ev, loop_now_ms(), "registered",
+                       "\"name\":%s,\"port\":%u,\"proxy_port\":%d,\"creation\":%u",
+                       events_q(n->name), n->port, n->proxy_port, n->counter);
         }
     }
     uint8_t rep[8];

@@ -3,8 +3,10 @@
 #ifndef EPX_H
 #define EPX_H
 
+#include "events.h"
 #include "loop.h"
 #include "registry.h"
+#include "rules.h"
 
 #define EPX_MAX_ADDRS 16
 
@@ -20,6 +22,8 @@ typedef struct epx_config {
     int debug;                         /* -d count */
 } epx_config;
 
+enum epx_mode { EPX_MODE_HOLD = 0, EPX_MODE_RESET = 1 };
+
 struct epmd_srv;
 struct proxy;
 struct control;
@@ -28,6 +32,9 @@ typedef struct epx {
     epx_config cfg;
     loop *loop;
     registry reg;
+    rules rules;                       /* blocked (from, to) pairs */
+    enum epx_mode mode;
+    events ev;
     struct epmd_srv *epmd;
     struct proxy *proxy;
     struct control *control;

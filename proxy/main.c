@@ -34,6 +34,7 @@ static const char usage_text[] =
     "  -packet_timeout N        close idle EPMD connections after N s (default 60)\n"
     "  -delay_accept N          wait N s before each accept (testing)\n"
     "  -delay_write N           wait N s before each EPMD reply (testing)\n"
+    "  --events FILE            append every event to FILE as a JSON line\n"
     "  -d, -debug               log more to stderr (repeat for more)\n"
     "  -names                   client: list the names registered at the daemon on -port\n"
     "  -dump                    client: dump its registry\n"
@@ -44,8 +45,8 @@ static const char usage_text[] =
     "\n"
     "With --port 0 --control 0 it prints one line once it listens:\n"
     "  READY epmd=<port> control=<port>\n"
-    "Control commands (one per line on the control port): PING, NODES, LINKS,\n"
-    "STATUS, SHUTDOWN, QUIT.  See epmdpxy(1) and README.md.\n";
+    "Control commands (one per line on the control port): PING, CUT, FIX,\n"
+    "ISOLATE, HEAL, MODE, NODES, LINKS, RULES, STATUS, EVENTS, SHUTDOWN, QUIT.  See epmdpxy(1) and README.md.\n";
 
 static int sigpipe_fd[2] = { -1, -1 };
 
@@ -178,6 +179,7 @@ int main(int argc, char **argv)
     int daemon_mode = 0;
     enum epmd_cli_mode cli = EPMD_CLI_NONE;
     const char *stop_name = NULL;
+    const char *events_file = NULL;
     int have_bind = 0;
 
     const char *env = getenv("ERL_EPMD_PORT");
@@ -211,6 +213,13 @@ int main(int argc, char **argv)
             if (add_addrs(&x.cfg, v) < 0)
                 return 2;
             have_bind = 1;
+            i++;
+        } else if (!strcmp(a, "--events")) {
+            if (!v) {
+                fprintf(stderr, "epmdpxy: --events needs a file name\n");
+                return 2;
+            }
+            events_file = v;
             i++;
         } else if (!strcmp(a, "-daemon")) {
             daemon_mode = 1;
@@ -284,6 +293,12 @@ int main(int argc, char **argv)
         return 1;
     }
     x.started_ms = loop_now_ms();
+    rules_init(&x.rules);
+    events_init(&x.ev, x.started_ms);
+    if (events_file && events_open_file(&x.ev, events_file) < 0) {
+        fprintf(stderr, "epmdpxy: --events %s: %s\n", events_file, strerror(errno));
+        return 1;
+    }
 
     char err[256];
     int bound = 0;
@@ -309,7 +324,7 @@ int main(int argc, char **argv)
         return 1;
     }
     x.epmd_port = epmd_srv_port(x.epmd);
-    if (x.cfg.control_port == 0 || x.cfg.epmd_port != 0 || 1) {
+    {
         int cbound = 0;
         for (int i = 0; i < x.cfg.naddrs; i++) {
             int port = cbound ? control_port(x.control) : x.cfg.control_port;
@@ -369,6 +384,8 @@ int main(int argc, char **argv)
     proxy_free(x.proxy);
     epmd_srv_free(x.epmd);
     registry_free(&x.reg);
+    rules_free(&x.rules);
+    events_free(&x.ev);
     loop_del(x.loop, sigpipe_fd[0]);
     close(sigpipe_fd[0]);
     close(sigpipe_fd[1]);

@@ -17,9 +17,13 @@
 #define NAME_TIMEOUT_MS 15000         /* to send the first handshake frame */
 #define CONNECT_TIMEOUT_MS 10000      /* to reach the node's real port */
 
-enum link_state { LINK_NAME, LINK_CONNECTING, LINK_HANDSHAKE, LINK_UP };
-
-static const char *state_names[] = { "handshake", "handshake", "handshake", "up" };
+enum link_state {
+    LINK_NAME,          /* reading the initiator's first frame */
+    LINK_PENDING,       /* name known, blocked towards the node: held before connecting */
+    LINK_CONNECTING,    /* connecting to the node's real port */
+    LINK_HANDSHAKE,     /* relaying, the node has not sent its 'a' yet */
+    LINK_UP,            /* handshake done */
+};
 
 /* Bytes read from fd[i] on their way to fd[1-i]. */
 typedef struct half {
@@ -27,6 +31,8 @@ typedef struct half {
     size_t off, len;    /* pending: buf[off..len) */
     int eof;            /* fd[i] will give no more (EOF or error) */
     int shut;           /* ...and everything before it reached fd[1-i] */
+    int held;           /* blocked by a rule: fd[i] is not read, buf not written */
+    int gone_seen;      /* while held, fd[i]'s peer was seen closing */
     uint64_t bytes;     /* relayed so far */
 } half;
 
@@ -35,12 +41,13 @@ typedef struct plink {
     proxy *px;
     unsigned long id;
     int fd[2];                  /* 0: the initiator, 1: the node's real port */
-    half h[2];
+    half h[2];                  /* 0: initiator -> node, 1: node -> initiator */
     enum link_state state;
     int target_port;            /* the node's own port */
     char target[EPMD_MAXSYMLEN + 1];       /* its alive name */
     char from[SNIFF_MAX_NAME + 1];
     char to[SNIFF_MAX_NAME + 1];
+    const char *closed_by;      /* who closed first: "initiator", "node" */
     sniff_stream ss;            /* the node's handshake frames */
     long long since_ms, deadline_ms;
 } plink;
@@ -53,6 +60,7 @@ struct proxy {
 };
 
 static void link_event(void *ctx, int fd, short rev);
+static const char *side_name[2] = { "initiator", "node" };
 
 proxy *proxy_new(epx *x)
 {
@@ -62,16 +70,30 @@ proxy *proxy_new(epx *x)
     return p;
 }
 
-static void link_close(plink *l, const char *why)
+/* Close both sockets; rst != 0 makes both peers see a reset. */
+static void link_close(plink *l, const char *by, const char *why, int rst)
 {
     proxy *p = l->px;
-    log_msg(LOG_INFO, "link %lu %s -> %s closed: %s (%llu bytes out, %llu in)", l->id,
-            l->from[0] ? l->from : "?", l->to, why, (unsigned long long)l->h[0].bytes,
-            (unsigned long long)l->h[1].bytes);
+    epx *x = p->x;
+    if (l->state != LINK_NAME || l->from[0]) {
+        log_msg(LOG_INFO, "link %lu %s -> %s closed by %s: %s (%llu bytes out, %llu in)", l->id,
+                l->from[0] ? l->from : "?", l->to, by, why, (unsigned long long)l->h[0].bytes,
+                (unsigned long long)l->h[1].bytes);
+        events_add(&x->ev, loop_now_ms(), "link_closed",
+                   "\"link\":%lu,\"from\":%s,\"to\":%s,\"by\":\"%s\",\"reason\":%s,"
+                   "\"bytes_out\":%llu,\"bytes_in\":%llu",
+                   l->id, events_q(l->from), events_q(l->to), by, events_q(why),
+                   (unsigned long long)l->h[0].bytes, (unsigned long long)l->h[1].bytes);
+    } else {
+        log_msg(LOG_DEBUG, "connection %lu to %s closed: %s", l->id, l->target, why);
+    }
     for (int i = 0; i < 2; i++) {
         if (l->fd[i] >= 0) {
-            loop_del(p->x->loop, l->fd[i]);
-            close(l->fd[i]);
+            loop_del(x->loop, l->fd[i]);
+            if (rst)
+                sock_close_rst(l->fd[i]);
+            else
+                close(l->fd[i]);
         }
         free(l->h[i].buf);
     }
@@ -85,6 +107,15 @@ static void link_close(plink *l, const char *why)
     free(l);
 }
 
+/* Work out from the rules which directions are blocked.  Returns 1 if any. */
+static int link_eval(plink *l)
+{
+    rules *r = &l->px->x->rules;
+    l->h[0].held = rules_blocked(r, l->from, l->to);
+    l->h[1].held = rules_blocked(r, l->to, l->from);
+    return l->h[0].held || l->h[1].held;
+}
+
 /* What each fd should be polled for, from the link's state and buffers. */
 static void link_update(plink *l)
 {
@@ -94,6 +125,11 @@ static void link_update(plink *l)
     case LINK_NAME:
         ev[0] = POLLIN;
         break;
+    case LINK_PENDING:
+        /* not read: only notice the initiator giving up */
+        if (!l->h[0].gone_seen)
+            ev[0] = POLLRDHUP;
+        break;
     case LINK_CONNECTING:
         ev[1] = POLLOUT;
         break;
@@ -101,9 +137,13 @@ static void link_update(plink *l)
     case LINK_UP:
         for (int i = 0; i < 2; i++) {
             half *in = &l->h[i], *out = &l->h[1 - i];
-            if (!in->eof && in->len < HALF_CAP)
+            if (in->held) {
+                if (!in->eof && !in->gone_seen)
+                    ev[i] |= POLLRDHUP;
+            } else if (!in->eof && in->len < HALF_CAP) {
                 ev[i] |= POLLIN;
-            if (out->len > out->off)
+            }
+            if (!out->held && out->len > out->off)
                 ev[i] |= POLLOUT;
         }
         break;
@@ -111,6 +151,12 @@ static void link_update(plink *l)
     for (int i = 0; i < 2; i++)
         if (l->fd[i] >= 0)
             loop_mod(lp, l->fd[i], ev[i]);
+}
+
+static void note_closed_by(plink *l, int i)
+{
+    if (!l->closed_by)
+        l->closed_by = side_name[i];
 }
 
 /* fd[i] is gone for writing: what was meant for it is dropped, and nothing
@@ -121,18 +167,20 @@ static void side_dead(plink *l, int i)
     to_i->off = to_i->len = 0;
     to_i->eof = to_i->shut = 1;
     l->h[i].eof = 1;
+    note_closed_by(l, i);
 }
 
-/* After a half drained: pass an EOF on once everything before it went out. */
+/* After a half drained: pass an EOF on once everything before it went out
+ * (never while the direction is held: the EOF waits behind the data). */
 static void half_finish(plink *l, int i)
 {
     half *h = &l->h[i];
-    if (h->off == h->len) {
-        h->off = h->len = 0;
-        if (h->eof && !h->shut) {
-            shutdown(l->fd[1 - i], SHUT_WR);
-            h->shut = 1;
-        }
+    if (h->held || h->off != h->len)
+        return;
+    h->off = h->len = 0;
+    if (h->eof && !h->shut) {
+        shutdown(l->fd[1 - i], SHUT_WR);
+        h->shut = 1;
     }
 }
 
@@ -141,6 +189,8 @@ static int half_flush(plink *l, int i)
 {
     half *h = &l->h[i];
     int o = 1 - i;
+    if (h->held)
+        return 0;
     while (h->off < h->len) {
         ssize_t k = send(l->fd[o], h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR)
@@ -148,8 +198,8 @@ static int half_flush(plink *l, int i)
         if (k < 0 && errno == EAGAIN)
             return 0;
         if (k <= 0) {
-            log_msg(LOG_DEBUG, "link %lu: write to %s failed: %s", l->id,
-                    o ? "node" : "initiator", strerror(errno));
+            log_msg(LOG_DEBUG, "link %lu: write to %s failed: %s", l->id, side_name[o],
+                    strerror(errno));
             side_dead(l, o);
             return -1;
         }
@@ -163,12 +213,13 @@ static int half_flush(plink *l, int i)
 /* The node's handshake frames tell who it is and when the link is up. */
 static void sniff_acceptor(plink *l, const uint8_t *p, size_t n)
 {
+    epx *x = l->px->x;
     if (l->ss.done)
         return;
     sniff_feed(&l->ss, p, n);
     if (l->ss.peer_name[0] && strcmp(l->to, l->ss.peer_name) != 0) {
         snprintf(l->to, sizeof l->to, "%s", l->ss.peer_name);
-        reg_node *rn = registry_find(&l->px->x->reg, (const uint8_t *)l->target, strlen(l->target));
+        reg_node *rn = registry_find(&x->reg, (const uint8_t *)l->target, strlen(l->target));
         if (rn && rn->port == l->target_port)
             snprintf(rn->full, sizeof rn->full, "%s", l->ss.peer_name);
     }
@@ -177,6 +228,8 @@ static void sniff_acceptor(plink *l, const uint8_t *p, size_t n)
     if (l->ss.acked) {
         l->state = LINK_UP;
         log_msg(LOG_INFO, "link %lu %s -> %s up", l->id, l->from, l->to);
+        events_add(&x->ev, loop_now_ms(), "link_up", "\"link\":%lu,\"from\":%s,\"to\":%s",
+                   l->id, events_q(l->from), events_q(l->to));
     } else if (l->ss.done < 0) {
         log_msg(LOG_ERR, "link %lu: node %s speaks no handshake we know (%s); relaying blind",
                 l->id, l->to, l->ss.why);
@@ -187,10 +240,14 @@ static void sniff_acceptor(plink *l, const uint8_t *p, size_t n)
 static int half_fill(plink *l, int i)
 {
     half *h = &l->h[i];
+    if (h->held || h->eof)
+        return 0;
     if (!h->buf && !(h->buf = malloc(HALF_CAP))) {
         log_msg(LOG_ERR, "link %lu: out of memory", l->id);
         return 0;   /* try again later */
     }
+    if (h->off == h->len)
+        h->off = h->len = 0;
     while (h->len < HALF_CAP) {
         ssize_t k = read(l->fd[i], h->buf + h->len, HALF_CAP - h->len);
         if (k < 0 && errno == EINTR)
@@ -198,9 +255,10 @@ static int half_fill(plink *l, int i)
         if (k < 0 && errno == EAGAIN)
             return 0;
         if (k <= 0) {
-            log_msg(LOG_DEBUG, "link %lu: %s %s", l->id, i ? "node" : "initiator",
+            log_msg(LOG_DEBUG, "link %lu: %s %s", l->id, side_name[i],
                     k == 0 ? "closed" : strerror(errno));
             h->eof = 1;
+            note_closed_by(l, i);
             if (k < 0)
                 side_dead(l, i);
             return -1;
@@ -220,12 +278,12 @@ static void start_connect(plink *l)
     if (fd < 0) {
         log_msg(LOG_ERR, "link %lu: cannot connect to %s on port %d: %s", l->id, l->target,
                 l->target_port, strerror(errno));
-        link_close(l, "node unreachable");
+        link_close(l, "daemon", "node unreachable", 0);
         return;
     }
     if (loop_add(l->px->x->loop, fd, POLLOUT, link_event, l) < 0) {
         close(fd);
-        link_close(l, "out of memory");
+        link_close(l, "daemon", "out of memory", 0);
         return;
     }
     sock_nodelay(fd);
@@ -235,64 +293,104 @@ static void start_connect(plink *l)
     link_update(l);
 }
 
-/* The initiator's first frame: learn its name, then reach the node. */
+/* The initiator's first frame: learn its name, then reach the node unless
+ * the rules say otherwise. */
 static void read_name(plink *l)
 {
+    epx *x = l->px->x;
     int r = half_fill(l, 0);
     half *h = &l->h[0];
     sniff_first f;
     sniff_status st = h->len ? sniff_first_frame(h->buf, h->len, &f) : SNIFF_MORE;
     if (st == SNIFF_BAD) {
-        log_msg(LOG_ERR, "link %lu to %s: closing: %s", l->id, l->target, f.why);
-        link_close(l, f.why);
+        log_msg(LOG_ERR, "connection %lu to %s: closing: %s", l->id, l->target, f.why);
+        link_close(l, "daemon", f.why, 0);
         return;
     }
     if (st == SNIFF_MORE) {
         if (r < 0)
-            link_close(l, "initiator left before its name");
+            link_close(l, "initiator", "initiator left before its name", 0);
         return;
     }
     snprintf(l->from, sizeof l->from, "%s", f.name);
     log_msg(LOG_INFO, "link %lu: %s -> %s", l->id, l->from, l->target);
+    events_add(&x->ev, loop_now_ms(), "link_opened", "\"link\":%lu,\"from\":%s,\"to\":%s",
+               l->id, events_q(l->from), events_q(l->to));
+    if (link_eval(l)) {
+        if (x->mode == EPX_MODE_RESET) {
+            link_close(l, "daemon", "blocked (reset mode)", 1);
+            return;
+        }
+        if (l->h[0].held) {
+            l->state = LINK_PENDING;
+            link_update(l);
+            return;
+        }
+    }
     start_connect(l);
 }
 
 static void link_done_check(plink *l)
 {
     if (l->h[0].shut && l->h[1].shut)
-        link_close(l, "both sides closed");
+        link_close(l, l->closed_by ? l->closed_by : "daemon", "both sides closed", 0);
     else
         link_update(l);
+}
+
+/* A held side's peer hung up: note it once, stop asking. */
+static void note_gone(plink *l, int i)
+{
+    half *h = &l->h[i];
+    if (h->gone_seen)
+        return;
+    h->gone_seen = 1;
+    note_closed_by(l, i);
+    log_msg(LOG_INFO, "link %lu: %s closed while held", l->id, side_name[i]);
+    events_add(&l->px->x->ev, loop_now_ms(), "link_peer_closed",
+               "\"link\":%lu,\"from\":%s,\"to\":%s,\"side\":\"%s\",\"held\":true", l->id,
+               events_q(l->from), events_q(l->to), side_name[i]);
 }
 
 static void link_event(void *ctx, int fd, short rev)
 {
     plink *l = ctx;
     int i = fd == l->fd[0] ? 0 : 1;
-    if (l->state == LINK_NAME) {
+    switch (l->state) {
+    case LINK_NAME:
         read_name(l);
         return;
-    }
-    if (l->state == LINK_CONNECTING) {
+    case LINK_PENDING:
+        if (rev & (POLLRDHUP | POLLHUP | POLLERR)) {
+            /* it gave up; the frame we hold goes nowhere */
+            note_gone(l, 0);
+            link_close(l, "initiator", "initiator gave up while held", 0);
+        }
+        return;
+    case LINK_CONNECTING: {
         int e = sock_error(fd);
         if (e) {
             log_msg(LOG_ERR, "link %lu: connect to %s (port %d): %s", l->id, l->target,
                     l->target_port, strerror(e));
-            link_close(l, "node unreachable");
+            link_close(l, "daemon", "node unreachable", 0);
             return;
         }
         l->state = LINK_HANDSHAKE;
-        if (half_flush(l, 0) < 0) {
-            link_done_check(l);
-            return;
-        }
-        link_update(l);
+        half_flush(l, 0);
+        link_done_check(l);
         return;
+    }
+    case LINK_HANDSHAKE:
+    case LINK_UP:
+        break;
     }
     /* relay: write first (makes room), then read and pass on at once */
     if (rev & (POLLOUT | POLLERR | POLLHUP))
         half_flush(l, 1 - i);
-    if ((rev & (POLLIN | POLLERR | POLLHUP)) && !l->h[i].eof && l->h[i].len < HALF_CAP) {
+    if (l->h[i].held) {
+        if (rev & (POLLRDHUP | POLLHUP | POLLERR))
+            note_gone(l, i);
+    } else if ((rev & (POLLIN | POLLERR | POLLHUP)) && !l->h[i].eof && l->h[i].len < HALF_CAP) {
         half_fill(l, i);
         half_flush(l, i);
         half_finish(l, i);
@@ -338,6 +436,35 @@ static void listener_event(void *ctx, int lfd, short rev)
     }
 }
 
+void proxy_rules_changed(proxy *p)
+{
+    epx *x = p->x;
+    plink *l = p->links;
+    while (l) {
+        plink *nx = l->next;
+        if (l->state == LINK_NAME) {
+            l = nx;
+            continue;
+        }
+        int blocked = link_eval(l);
+        if (blocked && x->mode == EPX_MODE_RESET) {
+            link_close(l, "daemon", "blocked (reset mode)", 1);
+        } else if (l->state == LINK_PENDING) {
+            if (!l->h[0].held)
+                start_connect(l);
+        } else if (l->state != LINK_CONNECTING) {
+            /* a lifted block: move what waited, then EOFs that waited behind it */
+            for (int i = 0; i < 2; i++)
+                if (!l->h[i].held && l->fd[1 - i] >= 0) {
+                    half_flush(l, i);
+                    half_finish(l, i);
+                }
+            link_done_check(l);
+        }
+        l = nx;
+    }
+}
+
 int proxy_node_up(proxy *p, reg_node *n)
 {
     char err[256];
@@ -371,8 +498,18 @@ int proxy_nlinks(const proxy *p)
     return p->nlinks;
 }
 
+static const char *link_state_name(const plink *l)
+{
+    if (l->h[0].eof || l->h[1].eof || l->h[0].gone_seen || l->h[1].gone_seen)
+        return "closed";
+    if (l->state == LINK_PENDING || l->h[0].held || l->h[1].held)
+        return "held";
+    return l->state == LINK_UP ? "up" : "handshake";
+}
+
 void proxy_links_json(proxy *p, sbuf *out)
 {
+    static const char *held_names[4] = { "none", "out", "in", "both" };
     sbuf_addstr(out, "[");
     int first = 1;
     long long now = loop_now_ms();
@@ -381,19 +518,20 @@ void proxy_links_json(proxy *p, sbuf *out)
     while (l && l->next)
         l = l->next;
     for (; l; l = l->prev) {
+        if (l->state == LINK_NAME)
+            continue;   /* no name yet: not a link */
         if (!first)
             sbuf_addstr(out, ",");
         first = 0;
         sbuf_printf(out, "{\"id\":%lu,\"from\":", l->id);
-        if (l->from[0])
-            sbuf_json_str(out, l->from, strlen(l->from));
-        else
-            sbuf_addstr(out, "null");
+        sbuf_json_str(out, l->from, strlen(l->from));
         sbuf_addstr(out, ",\"to\":");
         sbuf_json_str(out, l->to, strlen(l->to));
-        sbuf_printf(out, ",\"state\":\"%s\",\"bytes_out\":%llu,\"bytes_in\":%llu,\"age_ms\":%lld}",
-                    state_names[l->state], (unsigned long long)l->h[0].bytes,
-                    (unsigned long long)l->h[1].bytes, now - l->since_ms);
+        sbuf_printf(out, ",\"state\":\"%s\",\"held\":\"%s\",\"bytes_out\":%llu,"
+                         "\"bytes_in\":%llu,\"since\":%lld,\"age_ms\":%lld}",
+                    link_state_name(l), held_names[l->h[0].held | l->h[1].held << 1],
+                    (unsigned long long)l->h[0].bytes, (unsigned long long)l->h[1].bytes,
+                    l->since_ms - p->x->ev.t0_ms, now - l->since_ms);
     }
     sbuf_addstr(out, "]");
 }
@@ -403,9 +541,10 @@ void proxy_tick(proxy *p, long long now)
     plink *l = p->links;
     while (l) {
         plink *nx = l->next;
-        if ((l->state == LINK_NAME || l->state == LINK_CONNECTING) && now > l->deadline_ms)
-            link_close(l, l->state == LINK_NAME ? "no handshake name in time"
-                                                : "node did not accept in time");
+        if (l->state == LINK_NAME && now > l->deadline_ms)
+            link_close(l, "daemon", "no handshake name in time", 0);
+        else if (l->state == LINK_CONNECTING && now > l->deadline_ms)
+            link_close(l, "daemon", "node did not accept in time", 0);
         l = nx;
     }
 }
@@ -415,7 +554,7 @@ void proxy_free(proxy *p)
     if (!p)
         return;
     while (p->links)
-        link_close(p->links, "daemon exits");
+        link_close(p->links, "daemon", "daemon exits", 0);
     for (reg_node *n = p->x->reg.reg; n; n = n->next)
         proxy_node_down(p, n);
     free(p);

@@ -19,6 +19,9 @@ int proxy_node_up(proxy *p, reg_node *n);
  * sockets close. */
 void proxy_node_down(proxy *p, reg_node *n);
 
+/* The rules or the mode changed: hold, release or (reset mode) close links. */
+void proxy_rules_changed(proxy *p);
+
 /* Number of live links. */
 int proxy_nlinks(const proxy *p);
 /* Append the LINKS payload (a JSON array) to out. */
