@@ -127,12 +127,14 @@ static void ok_names(epx *x, sbuf *o, char names[][RULES_MAX_NAME + 1], int n)
     }
 }
 
-/* CUT / FIX: islands or one way. */
-static void cmd_cut_fix(epx *x, sbuf *o, const ctl_line *cl, int cut)
+/* CUT / FIX / SPLIT: islands or (not SPLIT) one way.  SPLIT replaces every
+ * rule with exactly the islands' blocks, in one step. */
+static void cmd_cut_fix(epx *x, sbuf *o, const ctl_line *cl, ctl_cmd cmd)
 {
     static rules_spec spec;   /* large; the daemon is single-threaded */
     char err[256];
-    const char *verb = cut ? "CUT" : "FIX";
+    int cut = cmd != CTL_FIX;
+    const char *verb = ctl_cmd_name(cmd);
     if (rules_parse_spec(cl->args, cl->argslen, &spec, err, sizeof err) < 0) {
         if (strncmp(err, "needs", 5) == 0)
             sbuf_printf(o, "ERR %s %s", verb, err);
@@ -140,12 +142,20 @@ static void cmd_cut_fix(epx *x, sbuf *o, const ctl_line *cl, int cut)
             sbuf_printf(o, "ERR %s", err);
         return;
     }
+    if (cmd == CTL_SPLIT) {
+        if (spec.oneway) {
+            sbuf_addstr(o, "ERR SPLIT takes islands, not '->'");
+            return;
+        }
+        rules_clear(&x->rules);
+    }
     int changed = rules_apply(&x->rules, &spec, cut);
     if (changed < 0) {
         sbuf_addstr(o, "ERR out of memory");
         return;
     }
-    events_add(&x->ev, loop_now_ms(), cut ? "cut" : "fix", "\"spec\":%s,\"pairs\":%d",
+    events_add(&x->ev, loop_now_ms(), cmd == CTL_SPLIT ? "split" : cut ? "cut" : "fix",
+               "\"spec\":%s,\"pairs\":%d",
                events_qn(cl->args, cl->argslen), changed);
     log_msg(LOG_INFO, "control: %s %.*s (%d pairs changed)", verb, (int)cl->argslen, cl->args,
             changed);
@@ -247,7 +257,8 @@ static void run_line(cconn *k, const char *line, size_t len)
         break;
     case CTL_CUT:
     case CTL_FIX:
-        cmd_cut_fix(x, o, &cl, cl.cmd == CTL_CUT);
+    case CTL_SPLIT:
+        cmd_cut_fix(x, o, &cl, cl.cmd);
         break;
     case CTL_ISOLATE:
         cmd_isolate(x, o, &cl);

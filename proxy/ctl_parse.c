@@ -11,6 +11,7 @@ static const struct {
     { "LINKS", CTL_LINKS },     { "RULES", CTL_RULES },
     { "STATUS", CTL_STATUS },   { "EVENTS", CTL_EVENTS },
     { "CUT", CTL_CUT },         { "FIX", CTL_FIX },
+    { "SPLIT", CTL_SPLIT },
     { "ISOLATE", CTL_ISOLATE }, { "HEAL", CTL_HEAL },
     { "MODE", CTL_MODE },       { "SHUTDOWN", CTL_SHUTDOWN },
     { "QUIT", CTL_QUIT },

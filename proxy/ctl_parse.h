@@ -15,6 +15,7 @@ typedef enum {
     CTL_STATUS,
     CTL_EVENTS,
     CTL_CUT,
+    CTL_SPLIT,
     CTL_FIX,
     CTL_ISOLATE,
     CTL_HEAL,
