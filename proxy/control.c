@@ -217,7 +217,7 @@ static void cmd_events(epx *x, sbuf *o, const ctl_line *cl)
         memcpy(tmp, cl->args, n);
         tmp[n] = 0;
         after = strtoull(tmp, &end, 10);
-        if (*end || cl->argslen >= sizeof tmp - 1) {
+        if (*end || tmp[0] < '0' || tmp[0] > '9' || cl->argslen >= sizeof tmp - 1) {
             sbuf_addstr(o, "ERR EVENTS takes an optional sequence number");
             return;
         }

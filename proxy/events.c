@@ -13,7 +13,9 @@ void events_init(events *e, long long t0_ms)
 
 int events_open_file(events *e, const char *path)
 {
-    e->file = fopen(path, "a");
+    if (e->file)
+        fclose(e->file);
+    e->file = fopen(path, "ae");
     return e->file ? 0 : -1;
 }
 
@@ -32,14 +34,23 @@ void events_add(events *e, long long now_ms, const char *type, const char *fmt, 
     sbuf_printf(&b, "{\"seq\":%llu,\"t\":%lld,\"type\":\"%s\"", e->next_seq, now_ms - e->t0_ms,
                 type);
     if (fmt && *fmt) {
+        /* measured first: a cut-off member list would not be JSON */
         va_list ap;
         va_start(ap, fmt);
-        char tmp[2048];
-        int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+        int n = vsnprintf(NULL, 0, fmt, ap);
         va_end(ap);
-        if (n > 0) {
+        char *tmp = n > 0 ? malloc((size_t)n + 1) : NULL;
+        if (n > 0 && !tmp) {
+            sbuf_free(&b);
+            return;
+        }
+        if (tmp) {
+            va_start(ap, fmt);
+            vsnprintf(tmp, (size_t)n + 1, fmt, ap);
+            va_end(ap);
             sbuf_addstr(&b, ",");
-            sbuf_add(&b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+            sbuf_add(&b, tmp, (size_t)n);
+            free(tmp);
         }
     }
     sbuf_addstr(&b, "}");
@@ -60,8 +71,8 @@ void events_add(events *e, long long now_ms, const char *type, const char *fmt, 
 void events_json(const events *e, unsigned long long after, sbuf *out)
 {
     unsigned long long first = e->next_seq > EVENTS_KEEP ? e->next_seq - EVENTS_KEEP : 1;
-    if (after + 1 > first)
-        first = after + 1;
+    if (after >= first)
+        first = after < e->next_seq ? after + 1 : e->next_seq;   /* no overflow */
     sbuf_addstr(out, "[");
     for (unsigned long long s = first; s < e->next_seq; s++) {
         if (s != first)
@@ -78,7 +89,7 @@ const char *events_q(const char *s)
 
 const char *events_qn(const char *s, size_t n)
 {
-    static char bufs[6][2 * 1100];
+    static char bufs[6][6 * 1024 + 3];  /* worst case: every byte as \u00XX */
     static int k;
     char *out = bufs[k];
     k = (k + 1) % 6;

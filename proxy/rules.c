@@ -108,7 +108,9 @@ static int parse_island(const char *s, size_t n, int k, rules_spec *spec, char *
         }
         for (int m = 0; m < spec->nnames; m++)
             if (strlen(spec->names[m]) == j - i && !memcmp(spec->names[m], s + i, j - i)) {
-                snprintf(err, errlen, "%.*s is in two islands", (int)(j - i), s + i);
+                snprintf(err, errlen, spec->island_of[m] == k ? "%.*s is named twice"
+                                                              : "%.*s is in two islands",
+                         (int)(j - i), s + i);
                 return -1;
             }
         if (spec->nnames >= RULES_MAX_SPEC_NAMES) {

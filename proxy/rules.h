@@ -12,7 +12,7 @@
 
 #include "sbuf.h"
 
-#define RULES_MAX_NAME 255 + 1 + 255
+#define RULES_MAX_NAME (255 + 1 + 255)
 #define RULES_MAX_SPEC_NAMES 256
 
 typedef struct rule {
