@@ -385,8 +385,14 @@ static void listener_event(void *ctx, int lfd, short rev)
     (void)rev;
     for (int i = 0; i < 64; i++) {
         int fd = sock_accept(lfd);
-        if (fd < 0)
+        if (fd < 0) {
+            if (sock_accept_starved(errno)) {
+                log_msg(LOG_ERR, "control: accept: %s; pausing accepts for %d ms",
+                        strerror(errno), ACCEPT_BACKOFF_MS);
+                loop_pause(c->x->loop, lfd, ACCEPT_BACKOFF_MS);
+            }
             return;
+        }
         cconn *k = calloc(1, sizeof *k);
         if (!k || loop_add(c->x->loop, fd, POLLIN, cconn_event, k) < 0) {
             free(k);

@@ -40,7 +40,7 @@ struct epmd_srv {
     int lfd[MAX_LISTENERS];
     int nl;
     int port;
-    long long accept_at;    /* -delay_accept (or EMFILE back-off): listeners paused until then */
+    long long accept_at;    /* -delay_accept: listeners paused until then */
     econn *conns;
     int nconns;
 };
@@ -364,10 +364,10 @@ static void accept_one(epmd_srv *s, int lfd)
 {
     int fd = sock_accept(lfd);
     if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE) {
-            log_msg(LOG_ERR, "epmd: accept: %s; pausing accepts", strerror(errno));
-            s->accept_at = loop_now_ms() + 100;
-            listeners_enable(s, 0);
+        if (sock_accept_starved(errno)) {
+            log_msg(LOG_ERR, "epmd: accept: %s; pausing accepts for %d ms", strerror(errno),
+                    ACCEPT_BACKOFF_MS);
+            loop_pause(s->x->loop, lfd, ACCEPT_BACKOFF_MS);
         }
         return;
     }
@@ -399,7 +399,7 @@ static void listener_event(void *ctx, int fd, short rev)
         listeners_enable(s, 0);
         return;
     }
-    for (int i = 0; i < 64 && s->accept_at == 0; i++) {
+    for (int i = 0; i < 64; i++) {
         int before = s->nconns;
         accept_one(s, fd);
         if (s->nconns == before)
@@ -447,8 +447,7 @@ int epmd_srv_tick(epmd_srv *s, long long now)
                     break;
             }
         }
-        if (s->accept_at == 0)
-            listeners_enable(s, 1);
+        listeners_enable(s, 1);
     }
     if (s->accept_at && s->accept_at < next)
         next = s->accept_at;

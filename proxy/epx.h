@@ -9,6 +9,7 @@
 #include "rules.h"
 
 #define EPX_MAX_ADDRS 16
+#define ACCEPT_BACKOFF_MS 100   /* a listener out of fds stops accepting this long */
 
 typedef struct epx_config {
     const char *addrs[EPX_MAX_ADDRS];  /* listen addresses; empty = 127.0.0.1 */

@@ -11,6 +11,7 @@ typedef struct entry {
     short events;
     unsigned gen;     /* bumped on every add: stale events are dropped */
     int pos;          /* index in active[], -1 when unused */
+    long long paused_until;   /* loop_pause: 0 = not paused */
 } entry;
 
 struct loop {
@@ -21,6 +22,7 @@ struct loop {
     struct pollfd *pfd;
     unsigned *pgen;
     int cappfd;
+    int npaused;
 };
 
 long long loop_now_ms(void)
@@ -60,6 +62,7 @@ int loop_add(loop *l, int fd, short events, loop_fn *fn, void *ctx)
         for (int i = l->nent; i < n; i++) {
             e[i].pos = -1;
             e[i].gen = 0;
+            e[i].paused_until = 0;
         }
         l->ent = e;
         l->nent = n;
@@ -81,6 +84,10 @@ int loop_add(loop *l, int fd, short events, loop_fn *fn, void *ctx)
     e->ctx = ctx;
     e->events = events;
     e->gen++;
+    if (e->paused_until) {
+        e->paused_until = 0;
+        l->npaused--;
+    }
     return 0;
 }
 
@@ -100,6 +107,20 @@ void loop_del(loop *l, int fd)
     l->ent[last].pos = e->pos;
     e->pos = -1;
     e->gen++;
+    if (e->paused_until) {
+        e->paused_until = 0;
+        l->npaused--;
+    }
+}
+
+void loop_pause(loop *l, int fd, int ms)
+{
+    if (fd < 0 || fd >= l->nent || l->ent[fd].pos < 0)
+        return;
+    entry *e = &l->ent[fd];
+    if (!e->paused_until)
+        l->npaused++;
+    e->paused_until = loop_now_ms() + ms;
 }
 
 int loop_count(const loop *l)
@@ -121,10 +142,23 @@ int loop_run_once(loop *l, int timeout_ms)
         l->pgen = g;
         l->cappfd = n;
     }
+    long long now = l->npaused ? loop_now_ms() : 0;
     for (int i = 0; i < n; i++) {
         int fd = l->active[i];
         entry *e = &l->ent[fd];
-        l->pfd[i].fd = e->events ? fd : -1;
+        int paused = 0;
+        if (e->paused_until) {
+            if (now >= e->paused_until) {
+                e->paused_until = 0;
+                l->npaused--;
+            } else {
+                paused = 1;
+                long long wait = e->paused_until - now;
+                if (timeout_ms < 0 || wait < timeout_ms)
+                    timeout_ms = (int)wait;
+            }
+        }
+        l->pfd[i].fd = e->events && !paused ? fd : -1;
         l->pfd[i].events = e->events;
         l->pfd[i].revents = 0;
         l->pgen[i] = e->gen;

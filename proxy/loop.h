@@ -21,6 +21,10 @@ void loop_mod(loop *l, int fd, short events);
  * it in this round are not delivered. */
 void loop_del(loop *l, int fd);
 
+/* Leave fd out of poll for ms milliseconds, then watch it for what it was
+ * watched for before (a listener out of fds backs off this way). */
+void loop_pause(loop *l, int fd, int ms);
+
 /* Poll once for up to timeout_ms and dispatch.  Returns the number of fds
  * that had events, or -1 if poll failed for a reason other than EINTR. */
 int loop_run_once(loop *l, int timeout_ms);

@@ -340,17 +340,6 @@ int main(int argc, char **argv)
     }
     x.control_port = control_port(x.control);
 
-    if (daemon_mode) {
-        if (daemonize() < 0) {
-            fprintf(stderr, "epmdpxy: cannot detach: %s\n", strerror(errno));
-            return 1;
-        }
-    } else {
-        printf("READY epmd=%d control=%d\n", x.epmd_port, x.control_port);
-        fflush(stdout);
-    }
-    log_msg(LOG_INFO, "listening: epmd port %d, control port %d", x.epmd_port, x.control_port);
-
     if (pipe2(sigpipe_fd, O_NONBLOCK | O_CLOEXEC) < 0 ||
         loop_add(x.loop, sigpipe_fd[0], POLLIN, signal_event, &x) < 0) {
         fprintf(stderr, "epmdpxy: cannot set up signals\n");
@@ -362,6 +351,18 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+
+    if (daemon_mode) {
+        if (daemonize() < 0) {
+            fprintf(stderr, "epmdpxy: cannot detach: %s\n", strerror(errno));
+            return 1;
+        }
+    } else {
+        printf("READY epmd=%d control=%d\n", x.epmd_port, x.control_port);
+        fflush(stdout);
+    }
+    log_msg(LOG_INFO, "listening: epmd port %d, control port %d", x.epmd_port, x.control_port);
+
 
     long long next_tick = 0;
     int wait = 0;

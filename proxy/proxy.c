@@ -406,8 +406,11 @@ static void listener_event(void *ctx, int lfd, short rev)
     for (int k = 0; k < 64; k++) {
         int fd = sock_accept(lfd);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                log_msg(LOG_ERR, "proxy %s: accept: %s", n->name, strerror(errno));
+            if (sock_accept_starved(errno)) {
+                log_msg(LOG_ERR, "proxy %s: accept: %s; pausing accepts for %d ms", n->name,
+                        strerror(errno), ACCEPT_BACKOFF_MS);
+                loop_pause(p->x->loop, lfd, ACCEPT_BACKOFF_MS);
+            }
             return;
         }
         plink *l = calloc(1, sizeof *l);

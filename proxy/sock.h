@@ -11,6 +11,9 @@ int sock_listen(const char *addr, int port, char *err, size_t errlen);
 int sock_local_port(int fd);
 /* Accept one connection (non-blocking, close-on-exec); -1 with errno. */
 int sock_accept(int lfd);
+/* Did accept fail for lack of fds or memory (back off) rather than for a
+ * reason that goes away by itself (EAGAIN, ECONNABORTED...)? */
+int sock_accept_starved(int err);
 /* Start a non-blocking connect to 127.0.0.1:port.  Returns the fd (the
  * connect may still be in progress: wait for POLLOUT, then sock_error), or
  * -1 with errno. */

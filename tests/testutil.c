@@ -112,6 +112,7 @@ int tu_daemon_start(tu_daemon *d, const char *const *extra)
             dup2(lfd, 2);
             close(lfd);
         }
+        close_range(3, ~0U, 0);   /* nothing of the runner's leaks into the daemon */
         execv(argv[0], (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -157,6 +158,9 @@ int tu_daemon_stop(tu_daemon *d)
         close(d->out_fd);
     d->out_fd = -1;
     d->pid = -1;
+    /* keep the log of a daemon that did not exit cleanly, for the post-mortem */
+    if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !getenv("EPX_KEEP_LOGS"))
+        unlink(d->log);
     return status;
 }
 

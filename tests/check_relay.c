@@ -1,0 +1,814 @@
+/* Suite "relay": the daemon's distribution proxy seen from both ends, with
+ * fake nodes (no Erlang).  A fake node "b" registers; the test connects to
+ * b's proxy port as initiator a@localhost and accepts the daemon's
+ * connection on b's own listener. */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fakenode.h"
+#include "testutil.h"
+
+static tu_daemon D;
+static fn_node B;
+
+static void setup(void)
+{
+    ck_assert_msg(tu_daemon_start(&D, NULL) == 0, "epmdpxy did not start (%s)",
+                  tu_epmdpxy_path());
+    ck_assert_msg(fn_node_start(&B, D.epmd_port, "b") == 0, "fake node b: %s", fn_err());
+}
+
+static void teardown(void)
+{
+    fn_close_all();
+    tu_daemon_stop(&D);
+}
+
+#define ASSERT_OK(expr) ck_assert_msg((expr) == 0, "%s: %s", #expr, fn_err())
+#define ASSERT_ALIVE() ck_assert_msg(fn_daemon_alive(&D) == 0, "%s", fn_err())
+
+/* The LINKS entry whose from is `from`: 1 if found (copied to *out). */
+static int link_of(const char *from, fn_linkinfo *out)
+{
+    fn_linkinfo ls[64];
+    int n = fn_get_links(D.control_port, ls, 64);
+    for (int i = 0; i < n && i < 64; i++)
+        if (strcmp(ls[i].from, from) == 0) {
+            *out = ls[i];
+            return 1;
+        }
+    return 0;
+}
+
+static int links_count(void)
+{
+    fn_linkinfo ls[4];
+    return fn_get_links(D.control_port, ls, 4);
+}
+
+static void assert_no_links(const char *after)
+{
+    int ok = TU_WAIT_UNTIL(links_count() == 0, 10000);
+    if (!ok) {
+        char *r = fn_ctl_cmd(D.control_port, "LINKS");
+        ck_abort_msg("after %s the link is still listed 10 s later: %s", after,
+                     r ? r : fn_err());
+    }
+}
+
+/* ------------------------------------------------------------- frames */
+
+START_TEST(first_frame_byte_exact)
+{
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    /* Nothing but the frame arrives. */
+    uint8_t extra[16];
+    int eof = 0;
+    size_t k = tu_read_until_eof(l.acc, extra, sizeof extra, 200, &eof);
+    ck_assert_msg(k == 0 && !eof, "after the first frame the node got %zu more bytes%s", k,
+                  eof ? " and EOF" : "");
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    ASSERT_ALIVE();
+}
+END_TEST
+
+START_TEST(first_frame_one_byte_per_write)
+{
+    uint8_t f[128];
+    size_t len = fn_frame_send_name(f, "slow@localhost", FN_FLAGS, 77);
+    int ini = fn_connect(B.proxy_port, NULL);
+    ck_assert_msg(ini >= 0, "%s", fn_err());
+    fn_nodelay(ini);
+    for (size_t i = 0; i < len; i++) {
+        ck_assert_msg(fn_send_all(ini, f + i, 1) == 0, "byte %zu: %s", i, fn_err());
+        /* The daemon connects to the node only once it has the whole
+         * frame; this also paces the bytes into separate segments. */
+        if (i + 1 < len)
+            ck_assert_msg(!fn_pending(B.lfd, 5),
+                          "the daemon connected to the node after %zu of %zu bytes of "
+                          "the first frame", i + 1, len);
+    }
+    fn_link l = { .ini = ini, .out = len };
+    l.acc = fn_accept(B.lfd, 10000);
+    ck_assert_msg(l.acc >= 0, "%s", fn_err());
+    uint8_t got[128];
+    ck_assert_msg(tu_read_exact(l.acc, got, len, 10000) == 0, "first frame did not arrive");
+    ck_assert_msg(memcmp(got, f, len) == 0, "first frame differs");
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    ASSERT_OK(fn_xfer(l.ini, l.acc, 10000, 10000, 11, 10000));
+    fn_linkinfo li;
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("slow@localhost", &li) && !strcmp(li.state, "up"),
+                                10000), "LINKS has no up link from slow@localhost");
+}
+END_TEST
+
+START_TEST(old_n_frame)
+{
+    uint8_t f[128];
+    size_t len = fn_frame_old_send_name(f, "old@localhost", 0x3ffffff4u);
+    fn_link l;
+    ASSERT_OK(fn_link_open_frame(&l, &B, f, len));
+    fn_linkinfo li;
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("old@localhost", &li), 10000),
+                  "LINKS shows no link from old@localhost after an old 'n' first frame");
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("old@localhost", &li) && !strcmp(li.state, "up"),
+                                10000), "old-format link never shown up");
+    ASSERT_OK(fn_xfer(l.ini, l.acc, 5000, 5000, 12, 10000));
+}
+END_TEST
+
+/* Connect, send `bytes`, expect a close and no connection to the node. */
+static void expect_rejected(const char *what, const void *bytes, size_t n)
+{
+    int ini = fn_connect(B.proxy_port, NULL);
+    ck_assert_msg(ini >= 0, "%s: %s", what, fn_err());
+    fn_send_all(ini, bytes, n);
+    size_t got = 0;
+    int reset = 0;
+    ck_assert_msg(fn_wait_eof(ini, 10000, &got, &reset) == 1,
+                  "%s: the daemon kept the initiator open for 10 s", what);
+    ck_assert_msg(got == 0, "%s: the initiator was sent %zu bytes before the close", what, got);
+    ck_assert_msg(!fn_pending(B.lfd, 300), "%s: the daemon connected to the node anyway", what);
+    fn_close(ini);
+}
+
+START_TEST(garbage_first_frame_closed)
+{
+    uint8_t b[2048];
+    memset(b, 'z', sizeof b);
+    /* Wrong type byte. */
+    size_t len = fn_frame_send_name(b, "x@localhost", FN_FLAGS, 5);
+    b[2] = 'X';
+    expect_rejected("type byte 'X'", b, len);
+    /* Len 0. */
+    expect_rejected("Len 0", "\0\0\0\0\0\0\0\0", 8);
+    /* Len 65535, then part of an 'N' body. */
+    len = fn_frame_send_name(b, "x@localhost", FN_FLAGS, 5);
+    b[0] = b[1] = 0xff;
+    expect_rejected("Len 65535", b, 200);
+    /* 'N' frame shorter than its fixed part. */
+    expect_rejected("'N' frame of 3 bytes", "\0\3Nab", 5);
+    /* 'N' frame whose Nlen runs past the frame. */
+    len = fn_frame_send_name(b, "x@localhost", FN_FLAGS, 5);
+    b[15] = 0;
+    b[16] = 200;
+    expect_rejected("'N' frame with Nlen past its end", b, len);
+    /* The daemon still serves a good link. */
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* Initiators that never complete the first frame must not hold the
+ * daemon's fds for ever (Erlang gives a handshake net_setuptime, 7 s). */
+START_TEST(silent_initiator_times_out)
+{
+    uint8_t f[128];
+    size_t len = fn_frame_send_name(f, "slowloris@localhost", FN_FLAGS, 1);
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = fn_connect(B.proxy_port, NULL);
+        ck_assert_msg(fds[i] >= 0, "%s", fn_err());
+    }
+    fn_send_all(fds[1], f, 1);           /* one byte of Len */
+    fn_send_all(fds[2], f, len - 1);     /* all but the last byte */
+    long long t0 = tu_now_ms();
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(fn_wait_eof(fds[i], 60000 - (int)(tu_now_ms() - t0), NULL, NULL) == 1,
+                      "initiator %d (sent %s) still open after 60 s", i,
+                      i == 0 ? "nothing" : i == 1 ? "1 byte" : "all but 1 byte of its frame");
+    printf("relay slowloris: incomplete first frames closed after %lld ms\n",
+           tu_now_ms() - t0);
+    ck_assert_msg(!fn_pending(B.lfd, 0), "the daemon connected to the node for a half frame");
+    ASSERT_ALIVE();
+}
+END_TEST
+
+START_TEST(node_port_dead)
+{
+    /* b stays registered but nothing listens on its port any more. */
+    fn_close(B.lfd);
+    B.lfd = -1;
+    int ini = fn_connect(B.proxy_port, NULL);
+    ck_assert_msg(ini >= 0, "%s", fn_err());
+    uint8_t f[128];
+    size_t len = fn_frame_send_name(f, "a@localhost", FN_FLAGS, 5);
+    ck_assert(fn_send_all(ini, f, len) == 0);
+    size_t got = 0;
+    ck_assert_msg(fn_wait_eof(ini, 10000, &got, NULL) == 1,
+                  "initiator not closed within 10 s when the node's port refuses");
+    assert_no_links("a refused connect to the node");
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* -------------------------------------------------------------- LINKS */
+
+START_TEST(links_states_and_counters)
+{
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    fn_linkinfo li;
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("a@localhost", &li), 10000),
+                  "LINKS has no link from a@localhost: %s", fn_err());
+    ck_assert_msg(!strcmp(li.state, "handshake"), "state %s before any reply, want handshake",
+                  li.state);
+    ck_assert_msg(!strcmp(li.to, "b") || !strncmp(li.to, "b@", 2),
+                  "to is \"%s\", want b or b@...", li.to);
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("a@localhost", &li) &&
+                                li.bytes_out == (long long)l.out, 10000),
+                  "bytes_out %lld, want %llu (the first frame)", li.bytes_out,
+                  (unsigned long long)l.out);
+    ck_assert_msg(li.bytes_in == 0, "bytes_in %lld before the node sent anything", li.bytes_in);
+
+    uint8_t f[256];
+    size_t len = fn_frame_status(f, "ok");
+    ASSERT_OK(fn_pass(l.acc, l.ini, f, len, 10000));
+    l.in += len;
+    len = fn_frame_challenge(f, "b@localhost", FN_FLAGS, 0xdeadbeef, 99);
+    ASSERT_OK(fn_pass(l.acc, l.ini, f, len, 10000));
+    l.in += len;
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("a@localhost", &li) && !strcmp(li.to, "b@localhost"),
+                                10000),
+                  "after the challenge named b@localhost, LINKS to is \"%s\"", li.to);
+    ck_assert_msg(!strcmp(li.state, "handshake"), "state %s after the challenge", li.state);
+    fn_nodeinfo ns[8];
+    int nn = fn_get_nodes(D.control_port, ns, 8);
+    ck_assert_msg(nn == 1, "NODES: %d entries (%s)", nn, fn_err());
+    ck_assert_msg(!ns[0].node_null && !strcmp(ns[0].node, "b@localhost"),
+                  "NODES node is \"%s\"%s after the challenge, want b@localhost", ns[0].node,
+                  ns[0].node_null ? " (null)" : "");
+
+    len = fn_frame_reply(f, 0xdeadbeef);
+    ASSERT_OK(fn_pass(l.ini, l.acc, f, len, 10000));
+    l.out += len;
+    ck_assert_msg(link_of("a@localhost", &li), "link vanished");
+    ck_assert_msg(!strcmp(li.state, "handshake"), "state %s after 'r', before the ack",
+                  li.state);
+    len = fn_frame_ack(f);
+    ASSERT_OK(fn_pass(l.acc, l.ini, f, len, 10000));
+    l.in += len;
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("a@localhost", &li) && !strcmp(li.state, "up"), 10000),
+                  "state %s after the ack, want up", li.state);
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("a@localhost", &li) &&
+                                li.bytes_out == (long long)l.out &&
+                                li.bytes_in == (long long)l.in, 10000),
+                  "counters out %lld in %lld, want %llu %llu", li.bytes_out, li.bytes_in,
+                  (unsigned long long)l.out, (unsigned long long)l.in);
+
+    ASSERT_OK(fn_xfer(l.ini, l.acc, 123456, 65432, 13, 10000));
+    l.out += 123456;
+    l.in += 65432;
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("a@localhost", &li) &&
+                                li.bytes_out == (long long)l.out &&
+                                li.bytes_in == (long long)l.in, 10000),
+                  "counters out %lld in %lld after data, want %llu %llu", li.bytes_out,
+                  li.bytes_in, (unsigned long long)l.out, (unsigned long long)l.in);
+    fn_status st;
+    ASSERT_OK(fn_get_status(D.control_port, &st));
+    ck_assert_msg(st.links == 1 && st.nodes == 1, "STATUS nodes %lld links %lld, want 1 1",
+                  st.nodes, st.links);
+    fn_link_close(&l);
+    assert_no_links("both ends closed");
+}
+END_TEST
+
+/* Pass n bytes from src to dst one byte per write, each read before the
+ * next is sent, so the daemon sees them one at a time. */
+static void pass_bytewise(int src, int dst, const uint8_t *b, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t g;
+        ck_assert_msg(fn_send_all(src, b + i, 1) == 0 && tu_read_exact(dst, &g, 1, 10000) == 0 &&
+                      g == b[i], "%s: byte %zu of %zu not relayed", what, i, n);
+    }
+}
+
+START_TEST(handshake_split_and_coalesced)
+{
+    uint8_t f[512];
+    size_t len;
+    fn_linkinfo li;
+    /* The node's frames one byte at a time. */
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "split@localhost"));
+    fn_nodelay(l.acc);
+    fn_nodelay(l.ini);
+    len = fn_frame_status(f, "ok");
+    len += fn_frame_challenge(f + len, "b@localhost", FN_FLAGS, 42, 43);
+    pass_bytewise(l.acc, l.ini, f, len, "status+challenge");
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("split@localhost", &li) && !strcmp(li.to, "b@localhost"),
+                                10000), "split challenge: LINKS to is \"%s\"", li.to);
+    len = fn_frame_reply(f, 42);
+    ASSERT_OK(fn_pass(l.ini, l.acc, f, len, 10000));
+    ck_assert_msg(link_of("split@localhost", &li) && !strcmp(li.state, "handshake"),
+                  "state %s before the ack", li.state);
+    len = fn_frame_ack(f);
+    pass_bytewise(l.acc, l.ini, f, len, "ack");
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("split@localhost", &li) && !strcmp(li.state, "up"),
+                                10000), "split ack: state %s, want up", li.state);
+    ASSERT_OK(fn_xfer(l.ini, l.acc, 50000, 50000, 41, 10000));
+
+    /* The node's frames coalesced: status+challenge in one write, then the
+     * ack and the first data frames in one write. */
+    fn_link m;
+    ASSERT_OK(fn_link_open(&m, &B, "coal@localhost"));
+    len = fn_frame_status(f, "ok");
+    len += fn_frame_challenge(f + len, "b@localhost", FN_FLAGS, 42, 43);
+    ASSERT_OK(fn_pass(m.acc, m.ini, f, len, 10000));
+    len = fn_frame_reply(f, 42);
+    ASSERT_OK(fn_pass(m.ini, m.acc, f, len, 10000));
+    len = fn_frame_ack(f);
+    static const uint8_t data[] = { 0, 0, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c', 0, 0, 0, 0 };
+    memcpy(f + len, data, sizeof data);
+    ASSERT_OK(fn_pass(m.acc, m.ini, f, len + sizeof data, 10000));
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("coal@localhost", &li) && !strcmp(li.state, "up"),
+                                10000), "coalesced ack: state %s, want up", li.state);
+    ASSERT_OK(fn_xfer(m.ini, m.acc, 50000, 50000, 42, 10000));
+}
+END_TEST
+
+/* The other status flows of dist_util: "alive" (the initiator answers
+ * 's' "true"), "named:" (DFLAG_NAME_ME: the acceptor names the initiator)
+ * and "nok" (the acceptor refuses and closes). */
+START_TEST(handshake_variants)
+{
+    uint8_t f[512];
+    size_t len;
+    fn_linkinfo li;
+
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "alive@localhost"));
+    len = fn_frame_status(f, "alive");
+    ASSERT_OK(fn_pass(l.acc, l.ini, f, len, 10000));
+    len = fn_frame_status(f, "true");
+    ASSERT_OK(fn_pass(l.ini, l.acc, f, len, 10000));
+    len = fn_frame_challenge(f, "b@localhost", FN_FLAGS, 1, 2);
+    ASSERT_OK(fn_pass(l.acc, l.ini, f, len, 10000));
+    len = fn_frame_reply(f, 1);
+    ASSERT_OK(fn_pass(l.ini, l.acc, f, len, 10000));
+    len = fn_frame_ack(f);
+    ASSERT_OK(fn_pass(l.acc, l.ini, f, len, 10000));
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("alive@localhost", &li) && !strcmp(li.state, "up"),
+                                10000), "\"alive\" flow: state %s, want up", li.state);
+    ck_assert_msg(!strcmp(li.to, "b@localhost"), "\"alive\" flow: to %s", li.to);
+    ASSERT_OK(fn_xfer(l.ini, l.acc, 10000, 10000, 51, 10000));
+    fn_link_close(&l);
+
+    /* DFLAG_NAME_ME: the first frame carries only the host. */
+    len = fn_frame_send_name(f, "localhost", FN_FLAGS | (1ULL << 33), 3);
+    ASSERT_OK(fn_link_open_frame(&l, &B, f, len));
+    static const char named[] = "anon7@localhost";
+    f[2] = 's';
+    memcpy(f + 3, "named:", 6);
+    f[9] = 0;
+    f[10] = (uint8_t)strlen(named);
+    memcpy(f + 11, named, strlen(named));
+    memcpy(f + 11 + strlen(named), "\0\0\0\x09", 4);
+    len = 15 + strlen(named);
+    f[0] = 0;
+    f[1] = (uint8_t)(len - 2);
+    ASSERT_OK(fn_pass(l.acc, l.ini, f, len, 10000));
+    len = fn_frame_challenge(f, "b@localhost", FN_FLAGS, 1, 2);
+    ASSERT_OK(fn_pass(l.acc, l.ini, f, len, 10000));
+    len = fn_frame_reply(f, 1);
+    ASSERT_OK(fn_pass(l.ini, l.acc, f, len, 10000));
+    len = fn_frame_ack(f);
+    ASSERT_OK(fn_pass(l.acc, l.ini, f, len, 10000));
+    ck_assert_msg(TU_WAIT_UNTIL(link_of(named, &li) && !strcmp(li.state, "up"), 10000),
+                  "NAME_ME flow: no up link from %s in LINKS: %s", named,
+                  ({ char *r_ = fn_ctl_cmd(D.control_port, "LINKS"); r_ ? r_ : "?"; }));
+    fn_link_close(&l);
+    assert_no_links("the alive and named: links closed");
+
+    /* "nok": the node refuses and closes; the initiator gets it, then EOF. */
+    ASSERT_OK(fn_link_open(&l, &B, "refused@localhost"));
+    len = fn_frame_status(f, "nok");
+    ASSERT_OK(fn_pass(l.acc, l.ini, f, len, 10000));
+    fn_close(l.acc);
+    l.acc = -1;
+    size_t extra = 0;
+    int reset = 0;
+    ck_assert_msg(fn_wait_eof(l.ini, 10000, &extra, &reset) == 1 && extra == 0 && !reset,
+                  "after 'nok' and the node's close: %zu more bytes, reset %d", extra, reset);
+    fn_close(l.ini);
+    l.ini = -1;
+    assert_no_links("a refused handshake");
+}
+END_TEST
+
+/* --------------------------------------------------------------- data */
+
+START_TEST(data_both_ways)
+{
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    ASSERT_OK(fn_xfer(l.ini, l.acc, 4 << 20, 4 << 20, 0x1234, 60000));
+    /* And single bytes, including every byte value. */
+    uint8_t all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (uint8_t)i;
+    ASSERT_OK(fn_pass(l.ini, l.acc, all, 256, 10000));
+    ASSERT_OK(fn_pass(l.acc, l.ini, all, 256, 10000));
+    ASSERT_ALIVE();
+}
+END_TEST
+
+START_TEST(many_links_at_once)
+{
+    enum { N = 40 };
+    fn_link l[N];
+    char name[N][32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name[i], sizeof name[i], "m%d@localhost", i);
+        ck_assert_msg(fn_link_open(&l[i], &B, name[i]) == 0, "link %d: %s", i, fn_err());
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(fn_link_handshake(&l[i], "b@localhost") == 0, "link %d: %s", i,
+                      fn_err());
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(fn_xfer(l[i].ini, l[i].acc, 3000 + (size_t)i, 2000 + (size_t)i,
+                              (uint64_t)i + 100, 10000) == 0, "link %d: %s", i, fn_err());
+    fn_linkinfo ls[N + 4];
+    int n = fn_get_links(D.control_port, ls, N + 4);
+    ck_assert_msg(n == N, "LINKS lists %d links, want %d (%s)", n, N, fn_err());
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(!strcmp(ls[i].state, "up"), "link %s is %s", ls[i].from, ls[i].state);
+    for (int i = 0; i < N; i++)
+        fn_link_close(&l[i]);
+    assert_no_links("40 links closed");
+}
+END_TEST
+
+/* 50 MB initiator -> node.  The node reads nothing until the initiator
+ * cannot write any more, then reads slowly, then fast: the daemon must
+ * stop reading (backpressure) rather than buffer, so its RSS stays small. */
+START_TEST(bulk_50mb_backpressure)
+{
+    const size_t total = 50u << 20;
+    const long rss_limit = 64 * 1024;
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    long rss0 = fn_rss_kib(D.pid), rss_max = rss0;
+    fn_rng wg, rg;
+    fn_rng_seed(&wg, 0xb16);
+    fn_rng_seed(&rg, 0xb16);
+    uint8_t *wbuf = malloc(1 << 16), *rbuf = malloc(1 << 16), *want = malloc(1 << 16);
+    size_t woff = 0, wlen = 0, sent = 0, rcvd = 0, at_stall = 0;
+    int stalled = 0;
+    long long deadline = tu_now_ms() + 120000;
+
+    /* Phase 1: write until nothing moves for 500 ms. */
+    while (!stalled && sent < total) {
+        if (woff == wlen) {
+            wlen = total - sent < (1 << 16) ? total - sent : (1 << 16);
+            fn_rng_fill(&wg, wbuf, wlen);
+            woff = 0;
+        }
+        ssize_t k = send(l.ini, wbuf + woff, wlen - woff, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k > 0) {
+            woff += (size_t)k;
+            sent += (size_t)k;
+            continue;
+        }
+        ck_assert_msg(k < 0 && (errno == EAGAIN || errno == EINTR), "send: %s",
+                      strerror(errno));
+        if (!fn_pending(l.ini, 0)) {
+            struct pollfd p = { l.ini, POLLOUT, 0 };
+            if (poll(&p, 1, 500) == 0) {
+                stalled = 1;
+                at_stall = sent;
+            }
+        }
+        ck_assert_msg(tu_now_ms() < deadline, "phase 1 took 120 s");
+    }
+    long rss_stall = fn_rss_kib(D.pid);
+    printf("relay bulk: daemon RSS %ld KiB at start, %ld KiB with %zu bytes in flight\n", rss0,
+           rss_stall, at_stall);
+    ck_assert_msg(stalled, "no backpressure: the initiator wrote all %zu bytes while the node "
+                  "read nothing", total);
+    ck_assert_msg(rss_stall < rss_limit, "daemon RSS %ld KiB with %zu bytes in flight", rss_stall,
+                  at_stall);
+
+    /* Phase 2: read 512 bytes at a time for the first 2 MB, then 64 KiB. */
+    size_t next_sample = 0;
+    while (rcvd < total) {
+        ck_assert_msg(tu_now_ms() < deadline, "transfer timed out: sent %zu, received %zu of %zu",
+                      sent, rcvd, total);
+        struct pollfd p[2] = { { l.acc, POLLIN, 0 }, { l.ini, sent < total ? POLLOUT : 0, 0 } };
+        int r = poll(p, 2, 1000);
+        if (r <= 0)
+            continue;
+        if ((p[1].revents & POLLOUT) && sent < total) {
+            if (woff == wlen) {
+                wlen = total - sent < (1 << 16) ? total - sent : (1 << 16);
+                fn_rng_fill(&wg, wbuf, wlen);
+                woff = 0;
+            }
+            ssize_t k = send(l.ini, wbuf + woff, wlen - woff, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (k > 0) {
+                woff += (size_t)k;
+                sent += (size_t)k;
+            }
+        }
+        if (p[0].revents) {
+            size_t want_n = rcvd < (2u << 20) ? 512 : (1 << 16);
+            ssize_t k = recv(l.acc, rbuf, want_n, MSG_DONTWAIT);
+            if (k < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            ck_assert_msg(k > 0, "node side: %s after %zu of %zu bytes",
+                          k == 0 ? "EOF" : strerror(errno), rcvd, total);
+            fn_rng_fill(&rg, want, (size_t)k);
+            ck_assert_msg(memcmp(rbuf, want, (size_t)k) == 0,
+                          "data corrupted in the 64 KiB after byte %zu", rcvd);
+            rcvd += (size_t)k;
+        }
+        if (rcvd >= next_sample) {
+            long rss = fn_rss_kib(D.pid);
+            if (rss > rss_max)
+                rss_max = rss;
+            next_sample = rcvd + (1u << 20);
+        }
+    }
+    free(wbuf);
+    free(rbuf);
+    free(want);
+    printf("relay bulk: daemon RSS peak %ld KiB during 50 MB\n", rss_max);
+    ck_assert_msg(rss_max < rss_limit, "daemon RSS reached %ld KiB relaying 50 MB", rss_max);
+    fn_linkinfo li;
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("a@localhost", &li) &&
+                                li.bytes_out == (long long)(l.out + total), 10000),
+                  "bytes_out %lld, want %llu", li.bytes_out,
+                  (unsigned long long)(l.out + total));
+}
+END_TEST
+
+/* Write the stream seeded `seed` on fd (non-blocking) until nothing has
+ * moved for 500 ms; the number of bytes written. */
+static size_t fill_until_stalled(int fd, uint64_t seed, size_t cap)
+{
+    fn_rng g;
+    fn_rng_seed(&g, seed);
+    uint8_t *buf = malloc(1 << 16);
+    size_t sent = 0, off = 0, len = 0;
+    while (sent < cap) {
+        if (off == len) {
+            fn_rng_fill(&g, buf, 1 << 16);
+            off = 0;
+            len = 1 << 16;
+        }
+        ssize_t k = send(fd, buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k > 0) {
+            off += (size_t)k;
+            sent += (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno != EAGAIN && errno != EINTR)
+            break;
+        struct pollfd p = { fd, POLLOUT, 0 };
+        if (poll(&p, 1, 500) == 0)
+            break;
+    }
+    free(buf);
+    return sent;
+}
+
+/* One link whose node reads nothing must not slow another link down. */
+START_TEST(stalled_link_isolated)
+{
+    fn_link l1, l2;
+    ASSERT_OK(fn_link_open(&l1, &B, "stuck@localhost"));
+    ASSERT_OK(fn_link_handshake(&l1, "b@localhost"));
+    size_t stuck = fill_until_stalled(l1.ini, 77, 200u << 20);
+    ck_assert_msg(stuck < (200u << 20), "no backpressure on the stuck link");
+    ASSERT_OK(fn_link_open(&l2, &B, "free@localhost"));
+    ASSERT_OK(fn_link_handshake(&l2, "b@localhost"));
+    long long t0 = tu_now_ms();
+    ASSERT_OK(fn_xfer(l2.ini, l2.acc, 2 << 20, 2 << 20, 78, 20000));
+    printf("relay stalled: %zu bytes stuck on one link, 4 MB through another in %lld ms\n",
+           stuck, tu_now_ms() - t0);
+    /* The stuck link still holds every byte, in order. */
+    fn_rng g;
+    fn_rng_seed(&g, 77);
+    uint8_t *got = malloc(1 << 16), *want = malloc(1 << 16);
+    size_t n = 0;
+    while (n < stuck) {
+        size_t chunk = stuck - n < (1 << 16) ? stuck - n : (1 << 16);
+        ck_assert_msg(tu_read_exact(l1.acc, got, chunk, 10000) == 0,
+                      "stuck link: only %zu of %zu bytes arrived once read", n, stuck);
+        fn_rng_fill(&g, want, chunk);
+        ck_assert_msg(memcmp(got, want, chunk) == 0, "stuck link: data differs after %zu", n);
+        n += chunk;
+    }
+    free(got);
+    free(want);
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* ---------------------------------------------------------- closing */
+
+START_TEST(half_close)
+{
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    ASSERT_OK(fn_xfer(l.ini, l.acc, 200000, 0, 21, 20000));
+    uint8_t tail[100];
+    memset(tail, 't', sizeof tail);
+    ck_assert(fn_send_all(l.ini, tail, sizeof tail) == 0);
+    ck_assert(shutdown(l.ini, SHUT_WR) == 0);
+    uint8_t got[200];
+    int eof = 0;
+    size_t k = tu_read_until_eof(l.acc, got, sizeof got, 10000, &eof);
+    ck_assert_msg(k == sizeof tail && memcmp(got, tail, k) == 0,
+                  "node got %zu of the %zu bytes written before SHUT_WR", k, sizeof tail);
+    ck_assert_msg(eof, "node did not see EOF after the initiator's SHUT_WR");
+    /* The other direction still works. */
+    ASSERT_OK(fn_xfer(l.acc, l.ini, 300000, 0, 22, 20000));
+    ASSERT_OK(fn_pass(l.acc, l.ini, "still here", 10, 10000));
+    fn_close(l.acc);
+    l.acc = -1;
+    size_t n = 0;
+    int reset = 0;
+    ck_assert_msg(fn_wait_eof(l.ini, 10000, &n, &reset) == 1 && n == 0 && !reset,
+                  "initiator: %zu extra bytes, eof/reset %d, after the node closed", n, reset);
+    assert_no_links("half-close then close");
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* `from` writes 64 KiB and closes at once; `to` must get all of it, then
+ * a clean EOF. */
+static void close_with_pending(int from, int to, const char *what)
+{
+    enum { N = 65536 };
+    fn_rng g;
+    fn_rng_seed(&g, 31);
+    uint8_t *buf = malloc(N), *got = malloc(N + 1);
+    fn_rng_fill(&g, buf, N);
+    ck_assert_msg(fn_send_all(from, buf, N) == 0, "%s: %s", what, fn_err());
+    fn_close(from);
+    int eof = 0;
+    size_t k = tu_read_until_eof(to, got, N + 1, 10000, &eof);
+    ck_assert_msg(k == N && memcmp(got, buf, N) == 0, "%s: %zu of %d pending bytes arrived%s",
+                  what, k, N, k == N ? " but differ" : "");
+    ck_assert_msg(eof, "%s: no EOF after the data", what);
+    char c;
+    ssize_t r = recv(to, &c, 1, MSG_DONTWAIT);
+    ck_assert_msg(r == 0, "%s: after EOF recv gives %zd (%s), want a clean 0", what, r,
+                  r < 0 ? strerror(errno) : "data");
+    free(buf);
+    free(got);
+}
+
+START_TEST(close_node_side)
+{
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    close_with_pending(l.acc, l.ini, "node closes");
+    l.acc = -1;
+    /* The daemon cannot tell a close from a half-close: the link lives
+     * until the initiator, having seen EOF, closes too (as a node does). */
+    fn_close(l.ini);
+    l.ini = -1;
+    assert_no_links("the node closed, then the initiator");
+}
+END_TEST
+
+START_TEST(close_initiator_side)
+{
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    close_with_pending(l.ini, l.acc, "initiator closes");
+    l.ini = -1;
+    fn_close(l.acc);
+    l.acc = -1;
+    assert_no_links("the initiator closed, then the node");
+}
+END_TEST
+
+START_TEST(close_during_handshake)
+{
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    fn_close(l.ini);
+    l.ini = -1;
+    ck_assert_msg(fn_wait_eof(l.acc, 10000, NULL, NULL) == 1,
+                  "the node side stayed open after the initiator left mid-handshake");
+    fn_close(l.acc);
+    l.acc = -1;
+    assert_no_links("the initiator left mid-handshake, then the node closed");
+    /* And the initiator side when the node refuses (closes) at once. */
+    ASSERT_OK(fn_link_open(&l, &B, "c@localhost"));
+    fn_close_rst(l.acc);
+    l.acc = -1;
+    ck_assert_msg(fn_wait_eof(l.ini, 10000, NULL, NULL) == 1,
+                  "the initiator stayed open after the node reset the connection");
+    assert_no_links("the node reset mid-handshake");
+    ASSERT_ALIVE();
+}
+END_TEST
+
+START_TEST(unregister_closes_listener)
+{
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    fn_link_close(&l);
+    assert_no_links("close");
+    int port = B.proxy_port;
+    fn_node_unregister(&B);
+    int err = 0;
+    int ok = TU_WAIT_UNTIL(({
+        int fd = fn_connect(port, &err);
+        if (fd >= 0)
+            fn_close(fd);
+        fd < 0 && err == ECONNREFUSED; }), 10000);
+    ck_assert_msg(ok, "proxy port %d still accepts connections 10 s after b unregistered", port);
+    ck_assert_msg(TU_WAIT_UNTIL(fn_port_please(D.epmd_port, "b") == 0, 10000),
+                  "PORT_PLEASE2 b still answers after unregistration");
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* ----------------------------------------------------------- latency */
+
+/* 1000 round trips where each message is two 1-byte writes, the second
+ * sent only once the first has arrived: with Nagle on either daemon socket
+ * the second byte waits for a (delayed, ~40 ms) ACK. */
+START_TEST(nodelay_round_trips)
+{
+    fn_link l;
+    ASSERT_OK(fn_link_open(&l, &B, "a@localhost"));
+    ASSERT_OK(fn_link_handshake(&l, "b@localhost"));
+    fn_nodelay(l.ini);
+    fn_nodelay(l.acc);
+    long long t0 = tu_now_ms();
+    int rounds = 0;
+    for (; rounds < 1000 && tu_now_ms() - t0 < 10000; rounds++) {
+        int pair[2][2] = { { l.ini, l.acc }, { l.acc, l.ini } };
+        for (int d = 0; d < 2; d++)
+            for (int b = 0; b < 2; b++) {
+                uint8_t c = (uint8_t)(rounds * 4 + d * 2 + b), g = 0;
+                ck_assert_msg(fn_send_all(pair[d][0], &c, 1) == 0, "round %d: %s", rounds,
+                              fn_err());
+                ck_assert_msg(tu_read_exact(pair[d][1], &g, 1, 5000) == 0 && g == c,
+                              "round %d: byte lost or wrong", rounds);
+            }
+    }
+    long long ms = tu_now_ms() - t0;
+    printf("relay nodelay: %d split round trips in %lld ms\n", rounds, ms);
+    ck_assert_msg(rounds == 1000 && ms < 10000,
+                  "only %d of 1000 round trips in %lld ms: TCP_NODELAY off on a proxied "
+                  "socket?", rounds, ms);
+}
+END_TEST
+
+Suite *relay_suite(void)
+{
+    Suite *s = suite_create("relay");
+    struct { const char *name; const TTest *t; int timeout; } cases[] = {
+        { "first_frame_byte_exact", first_frame_byte_exact, 30 },
+        { "first_frame_one_byte_per_write", first_frame_one_byte_per_write, 30 },
+        { "old_n_frame", old_n_frame, 30 },
+        { "garbage_first_frame_closed", garbage_first_frame_closed, 90 },
+        { "silent_initiator_times_out", silent_initiator_times_out, 90 },
+        { "node_port_dead", node_port_dead, 30 },
+        { "links_states_and_counters", links_states_and_counters, 60 },
+        { "handshake_split_and_coalesced", handshake_split_and_coalesced, 60 },
+        { "handshake_variants", handshake_variants, 60 },
+        { "data_both_ways", data_both_ways, 90 },
+        { "many_links_at_once", many_links_at_once, 60 },
+        { "bulk_50mb_backpressure", bulk_50mb_backpressure, 150 },
+        { "stalled_link_isolated", stalled_link_isolated, 90 },
+        { "half_close", half_close, 60 },
+        { "close_node_side", close_node_side, 30 },
+        { "close_initiator_side", close_initiator_side, 30 },
+        { "close_during_handshake", close_during_handshake, 60 },
+        { "unregister_closes_listener", unregister_closes_listener, 30 },
+        { "nodelay_round_trips", nodelay_round_trips, 60 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, cases[i].timeout);
+        tcase_add_test(tc, cases[i].t);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
