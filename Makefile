@@ -4,7 +4,10 @@
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
+LIBDIR    ?= $(PREFIX)/lib
+INCDIR    ?= $(PREFIX)/include
 MANDIR    ?= $(PREFIX)/share/man
+AGENTDIR  ?= $(LIBDIR)/epx/agent
 DESTDIR   ?=
 
 CC        ?= cc
@@ -13,7 +16,7 @@ WARN      := -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter
 ifneq ($(CI),)
 WARN      += -Werror
 endif
-ALL_CPPFLAGS := -D_GNU_SOURCE -DEPX_VERSION='"$(VERSION)"' -Iproxy -Itests $(CPPFLAGS)
+ALL_CPPFLAGS := -D_GNU_SOURCE -DEPX_VERSION='"$(VERSION)"' -Iproxy -Ifixture -Itests $(CPPFLAGS)
 ALL_CFLAGS   := $(WARN) $(CFLAGS)
 
 B         := build
@@ -22,14 +25,20 @@ CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
 PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
 PROXY_OBJS := $(PROXY_SRCS:%.c=$(B)/%.o)
+# libepx: the fixture library, plus the daemon's pure modules it shares
+# (name matching).  PIC objects; only epx_fixture_* is exported from the .so.
+LIB_SRCS   := $(wildcard fixture/*.c) proxy/rules.c proxy/sbuf.c proxy/epmd_codec.c
+LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/pic/%.o)
+LIB_PATHS  := -DEPX_BINDIR='"$(BINDIR)"' -DEPX_AGENTDIR='"$(AGENTDIR)"' -DEPX_BUILDDIR='"$(abspath $(B))"'
+SONAME     := libepx.so.0
 TEST_SRCS  := $(wildcard tests/check_*.c)
 TEST_OBJS  := $(patsubst %.c,$(B)/%.o,$(wildcard tests/*.c))
 AGENT_SRCS  := $(wildcard fixture/agent/*.erl)
 AGENT_BEAMS := $(AGENT_SRCS:fixture/agent/%.erl=$(B)/agent/%.beam)
 SUITES     := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all check deps clean install
-all: $(B)/epmdpxy $(AGENT_BEAMS)
+.PHONY: all check deps clean install uninstall FORCE
+all: $(B)/epmdpxy $(B)/libepx.a $(B)/libepx.so $(AGENT_BEAMS)
 
 # The Erlang agent that test nodes run over stdin/stdout.
 $(B)/agent/%.beam: fixture/agent/%.erl
@@ -44,6 +53,22 @@ $(B)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) -I$(B)/tests $(CHECK_CFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+# The library has the install paths compiled in: rebuild it when they change.
+$(B)/paths.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(LIB_PATHS)' | cmp -s - $@ || echo '$(LIB_PATHS)' > $@
+FORCE:
+
+$(B)/pic/%.o: %.c $(B)/paths.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(LIB_PATHS) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c -o $@ $<
+
+$(B)/libepx.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libepx.so: $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
+
 $(B)/libproxy.a: $(PROXY_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
@@ -57,8 +82,8 @@ $(B)/tests/suites.inc: $(TEST_SRCS) Makefile
 	@printf '%s\n' $(foreach s,$(SUITES),'SUITE($(s))') > $@.tmp && mv $@.tmp $@
 $(B)/tests/runner.o: $(B)/tests/suites.inc
 
-$(B)/check_epmdpxy: $(TEST_OBJS) $(B)/libproxy.a
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+$(B)/check_epmdpxy: $(TEST_OBJS) $(B)/libepx.a $(B)/libproxy.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(B)/libepx.a $(B)/libproxy.a $(CHECK_LIBS) $(LDLIBS)
 
 deps:
 	@if ! sh ci/deps.sh --check >/dev/null 2>&1; then \
@@ -70,10 +95,35 @@ check: deps
 	@$(MAKE) --no-print-directory all $(B)/check_epmdpxy
 	EPX_EPMDPXY=$(abspath $(B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) $(B)/check_epmdpxy
 
-install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+$(B)/epx.pc: Makefile
+	@mkdir -p $(B)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+	  'Name: epx' \
+	  'Description: start, split and heal clusters of real Erlang nodes in C tests' \
+	  'Version: $(VERSION)' 'Libs: -L$${libdir} -lepx' 'Cflags: -I$${includedir}' > $@
+
+install: all $(B)/epx.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) \
+	  $(DESTDIR)$(AGENTDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 755 $(B)/epmdpxy $(DESTDIR)$(BINDIR)/epmdpxy
-	install -m 644 man/epmdpxy.1 $(DESTDIR)$(MANDIR)/man1/epmdpxy.1
+	install -m 644 $(B)/libepx.a $(DESTDIR)$(LIBDIR)/libepx.a
+	install -m 755 $(B)/libepx.so $(DESTDIR)$(LIBDIR)/libepx.so.$(VERSION)
+	ln -sf libepx.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libepx.so
+	install -m 644 fixture/epx_fixture.h fixture/epx_check.h $(DESTDIR)$(INCDIR)/
+	install -m 644 $(B)/epx.pc $(DESTDIR)$(LIBDIR)/pkgconfig/epx.pc
+	install -m 644 $(AGENT_BEAMS) $(DESTDIR)$(AGENTDIR)/
+	install -m 644 man/epmdpxy.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/epx_fixture.3 $(DESTDIR)$(MANDIR)/man3/
+	if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/epmdpxy $(DESTDIR)$(LIBDIR)/libepx.a \
+	  $(DESTDIR)$(LIBDIR)/libepx.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	  $(DESTDIR)$(LIBDIR)/libepx.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/epx.pc \
+	  $(DESTDIR)$(INCDIR)/epx_fixture.h $(DESTDIR)$(INCDIR)/epx_check.h \
+	  $(DESTDIR)$(MANDIR)/man1/epmdpxy.1 $(DESTDIR)$(MANDIR)/man3/epx_fixture.3
+	rm -rf $(DESTDIR)$(AGENTDIR)
 
 clean:
 	rm -rf $(B)

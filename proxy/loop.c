@@ -123,6 +123,11 @@ void loop_pause(loop *l, int fd, int ms)
     e->paused_until = loop_now_ms() + ms;
 }
 
+int loop_has(const loop *l, int fd)
+{
+    return fd >= 0 && fd < l->nent && l->ent[fd].pos >= 0;
+}
+
 int loop_count(const loop *l)
 {
     return l->nactive;

@@ -29,6 +29,9 @@ void loop_pause(loop *l, int fd, int ms);
  * that had events, or -1 if poll failed for a reason other than EINTR. */
 int loop_run_once(loop *l, int timeout_ms);
 
+/* 1 if fd is registered. */
+int loop_has(const loop *l, int fd);
+
 /* Number of fds registered. */
 int loop_count(const loop *l);
 

@@ -140,8 +140,20 @@ static void raise_fd_limit(void)
     }
 }
 
+/* Close every fd >= 3 this process did not open itself (what a detached
+ * daemon inherited: a make jobserver pipe, a CI log...), as epmd does. */
+static void close_inherited(const epx *x)
+{
+    int keep_events = x->ev.file ? fileno(x->ev.file) : -1;
+    struct rlimit rl;
+    int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
+    for (int fd = 3; fd < max; fd++)
+        if (!loop_has(x->loop, fd) && fd != keep_events && fd != sigpipe_fd[1])
+            close(fd);
+}
+
 /* Detach from the terminal and the parent; the parent exits 0. */
-static int daemonize(void)
+static int daemonize(const epx *x)
 {
     pid_t pid = fork();
     if (pid < 0)
@@ -157,6 +169,7 @@ static int daemonize(void)
     if (chdir("/") < 0) {
         /* keep going in the current directory */
     }
+    close_inherited(x);
     int fd = open("/dev/null", O_RDWR);
     if (fd >= 0) {
         dup2(fd, 0);
@@ -353,7 +366,7 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
 
     if (daemon_mode) {
-        if (daemonize() < 0) {
+        if (daemonize(&x) < 0) {
             fprintf(stderr, "epmdpxy: cannot detach: %s\n", strerror(errno));
             return 1;
         }
