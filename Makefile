@@ -31,14 +31,16 @@ LIB_SRCS   := $(wildcard fixture/*.c) proxy/rules.c proxy/sbuf.c proxy/epmd_code
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/pic/%.o)
 LIB_PATHS  := -DEPX_BINDIR='"$(BINDIR)"' -DEPX_AGENTDIR='"$(AGENTDIR)"' -DEPX_BUILDDIR='"$(abspath $(B))"'
 SONAME     := libepx.so.0
+CLI_SRCS   := $(wildcard fixture/cli/*.c)
+CLI_OBJS   := $(CLI_SRCS:%.c=$(B)/%.o)
 TEST_SRCS  := $(wildcard tests/check_*.c)
 TEST_OBJS  := $(patsubst %.c,$(B)/%.o,$(wildcard tests/*.c))
 AGENT_SRCS  := $(wildcard fixture/agent/*.erl)
 AGENT_BEAMS := $(AGENT_SRCS:fixture/agent/%.erl=$(B)/agent/%.beam)
 SUITES     := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all check deps clean install uninstall FORCE
-all: $(B)/epmdpxy $(B)/libepx.a $(B)/libepx.so $(AGENT_BEAMS)
+.PHONY: all check deps demo clean install uninstall FORCE
+all: $(B)/epmdpxy $(B)/libepx.a $(B)/libepx.so $(B)/epx-cluster $(AGENT_BEAMS)
 
 # The Erlang agent that test nodes run over stdin/stdout.
 $(B)/agent/%.beam: fixture/agent/%.erl
@@ -69,6 +71,9 @@ $(B)/libepx.a: $(LIB_OBJS)
 $(B)/libepx.so: $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
 
+$(B)/epx-cluster: $(CLI_OBJS) $(B)/libepx.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(B)/libepx.a $(LDLIBS)
+
 $(B)/libproxy.a: $(PROXY_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
@@ -85,6 +90,11 @@ $(B)/tests/runner.o: $(B)/tests/suites.inc
 $(B)/check_epmdpxy: $(TEST_OBJS) $(B)/libepx.a $(B)/libproxy.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(B)/libepx.a $(B)/libproxy.a $(CHECK_LIBS) $(LDLIBS)
 
+# The README's first command: a live five-node cluster from the build tree.
+demo: deps
+	@$(MAKE) --no-print-directory all
+	EPX_EPMDPXY=$(abspath $(B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) $(B)/epx-cluster up 5
+
 deps:
 	@if ! sh ci/deps.sh --check >/dev/null 2>&1; then \
 	    echo "make: some dependencies are missing; running ci/deps.sh"; \
@@ -93,7 +103,8 @@ deps:
 # Run every suite.  CK_RUN_SUITE=<name> / CK_RUN_CASE=<name> pick one.
 check: deps
 	@$(MAKE) --no-print-directory all $(B)/check_epmdpxy
-	EPX_EPMDPXY=$(abspath $(B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) $(B)/check_epmdpxy
+	EPX_EPMDPXY=$(abspath $(B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) \
+	  EPX_CLUSTER=$(abspath $(B)/epx-cluster) $(B)/check_epmdpxy
 
 $(B)/epx.pc: Makefile
 	@mkdir -p $(B)
@@ -105,7 +116,7 @@ $(B)/epx.pc: Makefile
 install: all $(B)/epx.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) \
 	  $(DESTDIR)$(AGENTDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
-	install -m 755 $(B)/epmdpxy $(DESTDIR)$(BINDIR)/epmdpxy
+	install -m 755 $(B)/epmdpxy $(B)/epx-cluster $(DESTDIR)$(BINDIR)/
 	install -m 644 $(B)/libepx.a $(DESTDIR)$(LIBDIR)/libepx.a
 	install -m 755 $(B)/libepx.so $(DESTDIR)$(LIBDIR)/libepx.so.$(VERSION)
 	ln -sf libepx.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -113,16 +124,17 @@ install: all $(B)/epx.pc
 	install -m 644 fixture/epx_fixture.h fixture/epx_check.h $(DESTDIR)$(INCDIR)/
 	install -m 644 $(B)/epx.pc $(DESTDIR)$(LIBDIR)/pkgconfig/epx.pc
 	install -m 644 $(AGENT_BEAMS) $(DESTDIR)$(AGENTDIR)/
-	install -m 644 man/epmdpxy.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/epmdpxy.1 man/epx-cluster.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/epx_fixture.3 $(DESTDIR)$(MANDIR)/man3/
 	if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/epmdpxy $(DESTDIR)$(LIBDIR)/libepx.a \
+	rm -f $(DESTDIR)$(BINDIR)/epmdpxy $(DESTDIR)$(BINDIR)/epx-cluster $(DESTDIR)$(LIBDIR)/libepx.a \
 	  $(DESTDIR)$(LIBDIR)/libepx.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	  $(DESTDIR)$(LIBDIR)/libepx.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/epx.pc \
 	  $(DESTDIR)$(INCDIR)/epx_fixture.h $(DESTDIR)$(INCDIR)/epx_check.h \
-	  $(DESTDIR)$(MANDIR)/man1/epmdpxy.1 $(DESTDIR)$(MANDIR)/man3/epx_fixture.3
+	  $(DESTDIR)$(MANDIR)/man1/epmdpxy.1 $(DESTDIR)$(MANDIR)/man1/epx-cluster.1 \
+	  $(DESTDIR)$(MANDIR)/man3/epx_fixture.3
 	rm -rf $(DESTDIR)$(AGENTDIR)
 
 clean:

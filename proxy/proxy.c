@@ -293,6 +293,18 @@ static void start_connect(plink *l)
     link_update(l);
 }
 
+/* A registered node named by a handshake: remember its full name, so that
+ * links towards it show it even before its own handshake frames do. */
+static void learn_full_name(epx *x, const char *full)
+{
+    const char *at = strchr(full, '@');
+    if (!at)
+        return;   /* a NAME_ME host only */
+    reg_node *rn = registry_find(&x->reg, (const uint8_t *)full, (size_t)(at - full));
+    if (rn && !rn->full[0])
+        snprintf(rn->full, sizeof rn->full, "%s", full);
+}
+
 /* The initiator's first frame: learn its name, then reach the node unless
  * the rules say otherwise. */
 static void read_name(plink *l)
@@ -313,6 +325,7 @@ static void read_name(plink *l)
         return;
     }
     snprintf(l->from, sizeof l->from, "%s", f.name);
+    learn_full_name(x, l->from);
     log_msg(LOG_INFO, "link %lu: %s -> %s", l->id, l->from, l->target);
     events_add(&x->ev, loop_now_ms(), "link_opened", "\"link\":%lu,\"from\":%s,\"to\":%s",
                l->id, events_q(l->from), events_q(l->to));
@@ -334,6 +347,9 @@ static void link_done_check(plink *l)
 {
     if (l->h[0].shut && l->h[1].shut)
         link_close(l, l->closed_by ? l->closed_by : "daemon", "both sides closed", 0);
+    else if (l->h[0].gone_seen && l->h[1].gone_seen)
+        /* both nodes hung up while held: nobody is left to deliver to */
+        link_close(l, l->closed_by ? l->closed_by : "daemon", "both sides closed while held", 0);
     else
         link_update(l);
 }
