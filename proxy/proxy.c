@@ -16,6 +16,7 @@
 #define HALF_CAP        (64 * 1024)   /* relay buffer per direction */
 #define NAME_TIMEOUT_MS 15000         /* to send the first handshake frame */
 #define CONNECT_TIMEOUT_MS 10000      /* to reach the node's real port */
+#define PUMP_BUDGET     (1024 * 1024) /* bytes one event may move before others' turn */
 
 enum link_state {
     LINK_NAME,          /* reading the initiator's first frame */
@@ -140,8 +141,8 @@ static void link_update(plink *l)
             if (in->held) {
                 if (!in->eof && !in->gone_seen)
                     ev[i] |= POLLRDHUP;
-            } else if (!in->eof && in->len < HALF_CAP) {
-                ev[i] |= POLLIN;
+            } else if (!in->eof && in->off == in->len) {
+                ev[i] |= POLLIN;   /* read on only when the last chunk went out */
             }
             if (!out->held && out->len > out->off)
                 ev[i] |= POLLOUT;
@@ -178,6 +179,8 @@ static void half_finish(plink *l, int i)
     if (h->held || h->off != h->len)
         return;
     h->off = h->len = 0;
+    free(h->buf);   /* an idle link holds no buffer */
+    h->buf = NULL;
     if (h->eof && !h->shut) {
         shutdown(l->fd[1 - i], SHUT_WR);
         h->shut = 1;
@@ -236,24 +239,44 @@ static void sniff_acceptor(plink *l, const uint8_t *p, size_t n)
     }
 }
 
-/* Read from fd[i] into half i.  -1 on EOF or error (half marked). */
-static int half_fill(plink *l, int i)
+/* In LINK_NAME: one read of the initiator's first bytes into half 0.
+ * -1 on EOF or error. */
+static int read_first(plink *l)
 {
-    half *h = &l->h[i];
-    if (h->held || h->eof)
-        return 0;
+    half *h = &l->h[0];
     if (!h->buf && !(h->buf = malloc(HALF_CAP))) {
         log_msg(LOG_ERR, "link %lu: out of memory", l->id);
         return 0;   /* try again later */
     }
-    if (h->off == h->len)
-        h->off = h->len = 0;
-    while (h->len < HALF_CAP) {
-        ssize_t k = read(l->fd[i], h->buf + h->len, HALF_CAP - h->len);
+    for (;;) {
+        ssize_t k = read(l->fd[0], h->buf + h->len, HALF_CAP - h->len);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0 && errno == EAGAIN)
             return 0;
+        if (k <= 0)
+            return -1;
+        h->len += (size_t)k;
+        return 0;
+    }
+}
+
+/* Move bytes from fd[i] to fd[1-i] through one shared scratch buffer; only
+ * what fd[1-i] does not take at once is kept, in half i.  Stops at EAGAIN,
+ * at a short read, when fd[1-i] is full, or after a budget (fairness). */
+static void half_pump(plink *l, int i)
+{
+    static uint8_t scratch[HALF_CAP];
+    half *h = &l->h[i];
+    int o = 1 - i;
+    if (h->held || h->eof || h->off != h->len)
+        return;
+    for (size_t budget = PUMP_BUDGET; budget > 0;) {
+        ssize_t k = read(l->fd[i], scratch, sizeof scratch);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN)
+            break;
         if (k <= 0) {
             log_msg(LOG_DEBUG, "link %lu: %s %s", l->id, side_name[i],
                     k == 0 ? "closed" : strerror(errno));
@@ -261,15 +284,43 @@ static int half_fill(plink *l, int i)
             note_closed_by(l, i);
             if (k < 0)
                 side_dead(l, i);
-            return -1;
+            break;
         }
         if (i == 1)
-            sniff_acceptor(l, h->buf + h->len, (size_t)k);
-        h->len += (size_t)k;
-        if (l->state == LINK_NAME)
-            return 0;   /* one read at a time until the name is known */
+            sniff_acceptor(l, scratch, (size_t)k);
+        size_t sent = 0;
+        while (sent < (size_t)k) {
+            ssize_t w = send(l->fd[o], scratch + sent, (size_t)k - sent, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && errno == EAGAIN)
+                break;
+            if (w <= 0) {
+                log_msg(LOG_DEBUG, "link %lu: write to %s failed: %s", l->id, side_name[o],
+                        strerror(errno));
+                side_dead(l, o);
+                return;
+            }
+            sent += (size_t)w;
+        }
+        h->bytes += sent;
+        if (sent < (size_t)k) {
+            /* fd[o] is full: keep the rest, read no more until it is gone */
+            if (!h->buf && !(h->buf = malloc(HALF_CAP))) {
+                log_msg(LOG_ERR, "link %lu: out of memory: dropping the link", l->id);
+                side_dead(l, o);
+                return;
+            }
+            memcpy(h->buf, scratch + sent, (size_t)k - sent);
+            h->off = 0;
+            h->len = (size_t)k - sent;
+            return;
+        }
+        if ((size_t)k < sizeof scratch)
+            break;   /* a short read: the socket is most likely empty */
+        budget = budget > (size_t)k ? budget - (size_t)k : 0;
     }
-    return 0;
+    half_finish(l, i);
 }
 
 static void start_connect(plink *l)
@@ -310,7 +361,7 @@ static void learn_full_name(epx *x, const char *full)
 static void read_name(plink *l)
 {
     epx *x = l->px->x;
-    int r = half_fill(l, 0);
+    int r = read_first(l);
     half *h = &l->h[0];
     sniff_first f;
     sniff_status st = h->len ? sniff_first_frame(h->buf, h->len, &f) : SNIFF_MORE;
@@ -406,10 +457,8 @@ static void link_event(void *ctx, int fd, short rev)
     if (l->h[i].held) {
         if (rev & (POLLRDHUP | POLLHUP | POLLERR))
             note_gone(l, i);
-    } else if ((rev & (POLLIN | POLLERR | POLLHUP)) && !l->h[i].eof && l->h[i].len < HALF_CAP) {
-        half_fill(l, i);
-        half_flush(l, i);
-        half_finish(l, i);
+    } else if (rev & (POLLIN | POLLERR | POLLHUP)) {
+        half_pump(l, i);
     }
     link_done_check(l);
 }
