@@ -2,27 +2,35 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
+
+/* poll(2) and epoll(7) share the bit values of the events used here. */
+_Static_assert(POLLIN == EPOLLIN && POLLOUT == EPOLLOUT && POLLERR == EPOLLERR &&
+                   POLLHUP == EPOLLHUP && POLLRDHUP == EPOLLRDHUP,
+               "poll and epoll event bits differ");
 
 typedef struct entry {
     loop_fn *fn;
     void *ctx;
-    short events;
-    unsigned gen;     /* bumped on every add: stale events are dropped */
-    int pos;          /* index in active[], -1 when unused */
+    short events;             /* what the owner wants */
+    short armed;              /* what epoll has now (0 = not in the set) */
+    unsigned gen;             /* bumped on every add/del: stale events are dropped */
+    int used;
     long long paused_until;   /* loop_pause: 0 = not paused */
 } entry;
 
 struct loop {
-    entry *ent;       /* indexed by fd */
+    int epfd;
+    entry *ent;               /* indexed by fd */
     int nent;
-    int *active;      /* fds in use, compact */
-    int nactive, capactive;
-    struct pollfd *pfd;
-    unsigned *pgen;
-    int cappfd;
+    int count;
     int npaused;
+    struct epoll_event *evs;
+    int capevs;
 };
 
 long long loop_now_ms(void)
@@ -34,18 +42,49 @@ long long loop_now_ms(void)
 
 loop *loop_new(void)
 {
-    return calloc(1, sizeof(loop));
+    loop *l = calloc(1, sizeof(loop));
+    if (!l)
+        return NULL;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd < 0) {
+        free(l);
+        return NULL;
+    }
+    return l;
 }
 
 void loop_free(loop *l)
 {
     if (!l)
         return;
+    close(l->epfd);
     free(l->ent);
-    free(l->active);
-    free(l->pfd);
-    free(l->pgen);
+    free(l->evs);
     free(l);
+}
+
+int loop_fd(const loop *l)
+{
+    return l->epfd;
+}
+
+/* Make epoll's interest in fd match what the entry wants (nothing while
+ * paused or when nothing is wanted: a socket left in the set would still
+ * report HUP/ERR and could spin the loop).  -1 if epoll refused. */
+static int sync_fd(loop *l, int fd)
+{
+    entry *e = &l->ent[fd];
+    short want = e->used && !e->paused_until ? e->events : 0;
+    if (want == e->armed)
+        return 0;
+    struct epoll_event ev = { 0 };
+    ev.events = (uint32_t)(unsigned short)want;
+    ev.data.u64 = (uint64_t)e->gen << 32 | (uint32_t)fd;
+    int op = !want ? EPOLL_CTL_DEL : e->armed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(l->epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &ev) < 0 && op != EPOLL_CTL_DEL)
+        return -1;
+    e->armed = want;
+    return 0;
 }
 
 int loop_add(loop *l, int fd, short events, loop_fn *fn, void *ctx)
@@ -59,129 +98,125 @@ int loop_add(loop *l, int fd, short events, loop_fn *fn, void *ctx)
         entry *e = realloc(l->ent, (size_t)n * sizeof *e);
         if (!e)
             return -1;
-        for (int i = l->nent; i < n; i++) {
-            e[i].pos = -1;
-            e[i].gen = 0;
-            e[i].paused_until = 0;
-        }
+        for (int i = l->nent; i < n; i++)
+            e[i] = (entry){ 0 };
         l->ent = e;
         l->nent = n;
     }
-    if (l->nactive == l->capactive) {
-        int n = l->capactive ? l->capactive * 2 : 64;
-        int *a = realloc(l->active, (size_t)n * sizeof *a);
-        if (!a)
-            return -1;
-        l->active = a;
-        l->capactive = n;
-    }
     entry *e = &l->ent[fd];
-    if (e->pos < 0) {
-        e->pos = l->nactive;
-        l->active[l->nactive++] = fd;
+    if (e->armed) {   /* re-added: the new generation must reach epoll */
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+        e->armed = 0;
     }
+    if (!e->used)
+        l->count++;
+    if (e->paused_until)
+        l->npaused--;
     e->fn = fn;
     e->ctx = ctx;
     e->events = events;
+    e->used = 1;
+    e->paused_until = 0;
     e->gen++;
-    if (e->paused_until) {
-        e->paused_until = 0;
-        l->npaused--;
+    if (sync_fd(l, fd) < 0) {
+        e->used = 0;
+        l->count--;
+        return -1;
     }
     return 0;
 }
 
 void loop_mod(loop *l, int fd, short events)
 {
-    if (fd >= 0 && fd < l->nent && l->ent[fd].pos >= 0)
-        l->ent[fd].events = events;
+    if (fd < 0 || fd >= l->nent || !l->ent[fd].used)
+        return;
+    l->ent[fd].events = events;
+    sync_fd(l, fd);
 }
 
 void loop_del(loop *l, int fd)
 {
-    if (fd < 0 || fd >= l->nent || l->ent[fd].pos < 0)
+    if (fd < 0 || fd >= l->nent || !l->ent[fd].used)
         return;
     entry *e = &l->ent[fd];
-    int last = l->active[--l->nactive];
-    l->active[e->pos] = last;
-    l->ent[last].pos = e->pos;
-    e->pos = -1;
-    e->gen++;
+    e->used = 0;
+    sync_fd(l, fd);
     if (e->paused_until) {
         e->paused_until = 0;
         l->npaused--;
     }
+    e->gen++;
+    l->count--;
 }
 
 void loop_pause(loop *l, int fd, int ms)
 {
-    if (fd < 0 || fd >= l->nent || l->ent[fd].pos < 0)
+    if (fd < 0 || fd >= l->nent || !l->ent[fd].used)
         return;
     entry *e = &l->ent[fd];
     if (!e->paused_until)
         l->npaused++;
     e->paused_until = loop_now_ms() + ms;
+    sync_fd(l, fd);
 }
 
 int loop_has(const loop *l, int fd)
 {
-    return fd >= 0 && fd < l->nent && l->ent[fd].pos >= 0;
+    return fd >= 0 && fd < l->nent && l->ent[fd].used;
 }
 
 int loop_count(const loop *l)
 {
-    return l->nactive;
+    return l->count;
+}
+
+/* Resume the fds whose pause is over; shorten *timeout_ms to the next end. */
+static void resume_paused(loop *l, int *timeout_ms)
+{
+    long long now = loop_now_ms();
+    for (int fd = 0; fd < l->nent && l->npaused > 0; fd++) {
+        entry *e = &l->ent[fd];
+        if (!e->used || !e->paused_until)
+            continue;
+        if (now >= e->paused_until) {
+            e->paused_until = 0;
+            l->npaused--;
+            sync_fd(l, fd);
+        } else {
+            long long wait = e->paused_until - now;
+            if (*timeout_ms < 0 || wait < *timeout_ms)
+                *timeout_ms = (int)wait;
+        }
+    }
 }
 
 int loop_run_once(loop *l, int timeout_ms)
 {
-    int n = l->nactive;
-    if (n > l->cappfd) {
-        struct pollfd *p = realloc(l->pfd, (size_t)n * sizeof *p);
-        if (!p)
+    if (l->npaused)
+        resume_paused(l, &timeout_ms);
+    int want = l->count < 64 ? 64 : l->count > 4096 ? 4096 : l->count;
+    if (want > l->capevs) {
+        struct epoll_event *evs = realloc(l->evs, (size_t)want * sizeof *evs);
+        if (!evs)
             return -1;
-        l->pfd = p;
-        unsigned *g = realloc(l->pgen, (size_t)n * sizeof *g);
-        if (!g)
-            return -1;
-        l->pgen = g;
-        l->cappfd = n;
+        l->evs = evs;
+        l->capevs = want;
     }
-    long long now = l->npaused ? loop_now_ms() : 0;
-    for (int i = 0; i < n; i++) {
-        int fd = l->active[i];
-        entry *e = &l->ent[fd];
-        int paused = 0;
-        if (e->paused_until) {
-            if (now >= e->paused_until) {
-                e->paused_until = 0;
-                l->npaused--;
-            } else {
-                paused = 1;
-                long long wait = e->paused_until - now;
-                if (timeout_ms < 0 || wait < timeout_ms)
-                    timeout_ms = (int)wait;
-            }
-        }
-        l->pfd[i].fd = e->events && !paused ? fd : -1;
-        l->pfd[i].events = e->events;
-        l->pfd[i].revents = 0;
-        l->pgen[i] = e->gen;
-    }
-    int r = poll(l->pfd, (nfds_t)n, timeout_ms);
+    int r = epoll_wait(l->epfd, l->evs, l->capevs, timeout_ms);
     if (r < 0)
         return errno == EINTR ? 0 : -1;
-    int seen = 0;
-    for (int i = 0; i < n && seen < r; i++) {
-        short rev = l->pfd[i].revents;
-        if (!rev)
+    for (int i = 0; i < r; i++) {
+        int fd = (int)(uint32_t)l->evs[i].data.u64;
+        unsigned gen = (unsigned)(l->evs[i].data.u64 >> 32);
+        if (fd < 0 || fd >= l->nent)
             continue;
-        seen++;
-        int fd = l->pfd[i].fd;
         entry *e = &l->ent[fd];
-        if (e->pos < 0 || e->gen != l->pgen[i])
-            continue;   /* closed (and maybe reused) by an earlier callback */
-        e->fn(e->ctx, fd, rev);
+        /* closed, re-added or no longer wanted since epoll_wait returned */
+        if (!e->used || e->gen != gen || !e->armed)
+            continue;
+        short rev = (short)(l->evs[i].events & ((unsigned short)e->armed | EPOLLERR | EPOLLHUP));
+        if (rev)
+            e->fn(e->ctx, fd, rev);
     }
     return r;
 }

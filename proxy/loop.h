@@ -1,5 +1,5 @@
-/* The event loop: one poll() over every fd the daemon owns.  The only place
- * that blocks. */
+/* The event loop: one epoll set over every fd the daemon owns (level
+ * triggered, with poll(2)'s event bits).  The only place that blocks. */
 #ifndef LOOP_H
 #define LOOP_H
 
@@ -31,6 +31,9 @@ int loop_run_once(loop *l, int timeout_ms);
 
 /* 1 if fd is registered. */
 int loop_has(const loop *l, int fd);
+
+/* The loop's own fd (the epoll instance). */
+int loop_fd(const loop *l);
 
 /* Number of fds registered. */
 int loop_count(const loop *l);

@@ -148,7 +148,8 @@ static void close_inherited(const epx *x)
     struct rlimit rl;
     int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
     for (int fd = 3; fd < max; fd++)
-        if (!loop_has(x->loop, fd) && fd != keep_events && fd != sigpipe_fd[1])
+        if (!loop_has(x->loop, fd) && fd != loop_fd(x->loop) && fd != keep_events &&
+            fd != sigpipe_fd[1])
             close(fd);
 }
 
