@@ -140,4 +140,6 @@ uninstall:
 clean:
 	rm -rf $(B)
 
+include mk/bench.mk
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

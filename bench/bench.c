@@ -1,0 +1,886 @@
+/* epx-bench: `make bench`, the proxy measured against direct EPMD.
+ *
+ * The yardstick is two real nodes that found each other through OTP's own
+ * `epmd -port P` (started here, in the foreground, on a free port): their
+ * distribution connection is direct, the physical limit.  The proxied case
+ * is a libepx cluster, whose every connection goes through epmdpxy.  Every
+ * distribution figure is timed inside a node (bench/epx_bench.erl), so the
+ * test's stdio channel to the nodes never counts.
+ *
+ * Sections (BENCH_ONLY=rpc,bulk,partition,links,start picks some):
+ *   rpc        sequential erpc:call round trips, us per call, and the ratio
+ *   bulk       1 GiB in 1 MiB binaries to a process on the other node, MiB/s
+ *   partition  CUT -> nodedown (hold at net_ticktime 1 and 2, reset), and
+ *              HEAL + connect_all -> full mesh
+ *   links      32 nodes fully meshed through one daemon: its RSS, its CPU
+ *              while only ticks flow, the time to the mesh
+ *   start      epx_fixture_start_cluster of 5 and of 16 nodes, to meshed
+ *
+ * It reports; it never fails because the machine is slow.  Exit 0 unless
+ * it could not run at all: 2 for a bad command line or a missing beam, 1
+ * when not a single figure could be measured.  Every figure is the median
+ * of BENCH_RUNS runs (default 5) with min and max.  Every process it starts
+ * is a child with PR_SET_PDEATHSIG and is killed and reaped on the way out,
+ * also on Ctrl-C; logs go to a private directory, removed at the end.
+ *
+ * Usage: epx-bench [--runs N] [--beam-dir DIR] [--out FILE]
+ * Environment: BENCH_RUNS, BENCH_ONLY, BENCH_RPC_CALLS (10000),
+ *   BENCH_BULK_MIB (1024), BENCH_IDLE_S (10), BENCH_LINKS_TICKTIME (2),
+ *   BENCH_ERL_ARGS (extra erl arguments for every node, blank-separated),
+ *   EPX_EPMDPXY, EPX_AGENT_DIR, EPX_ERL, EPX_OTP_EPMD.
+ * bench/README.md says exactly what each figure measures. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "benchutil.h"
+#include "epx_fixture.h"
+#include "erlnode.h"
+
+#define MAX_RUNS 50
+#define CHUNK    (1024 * 1024)
+/* what epx_bench.erl does untimed before the timed part (RPC_WARMUP calls
+ * plus one check; BULK_WARMUP chunks): the daemon relays it too */
+#define RPC_WARMUP  501
+#define BULK_WARMUP 16
+#define OUT_MAX  4096
+
+static struct {
+    int runs;
+    const char *beam_dir;
+    const char *out;
+    const char *only;
+    int rpc_calls;
+    int bulk_mib;
+    int idle_s;
+    int links_tick;
+    const char *erl_args[48];
+    char erl_args_buf[1024];
+    const char *log_dir;
+} cfg;
+
+/* ---- the figures ------------------------------------------------------ */
+
+static bu_series rpc_d, rpc_p, rpc_r, rpc_cpu;
+static bu_series bulk_d, bulk_p, bulk_r, bulk_cpu;
+static bu_series hold1_first, hold1_last, hold2_first, hold2_last, reset_first, reset_last,
+    heal_mesh, cut_rtt;
+static bu_series many_boot, many_mesh, many_rss, many_hwm, many_cpu;
+static bu_series start5, start16;
+
+/* ---- small things ----------------------------------------------------- */
+
+static int env_int(const char *name, int dflt, int min, int max)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return dflt;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || x < min || x > max) {
+        fprintf(stderr, "epx-bench: ignoring %s=%s (want %d..%d)\n", name, v, min, max);
+        return dflt;
+    }
+    return (int)x;
+}
+
+static int wanted(const char *section)
+{
+    if (!cfg.only || !*cfg.only)
+        return 1;
+    size_t l = strlen(section);
+    for (const char *p = cfg.only; (p = strstr(p, section)) != NULL; p += l)
+        if ((p == cfg.only || p[-1] == ',' || p[-1] == ' ') &&
+            (p[l] == 0 || p[l] == ',' || p[l] == ' '))
+            return 1;
+    return 0;
+}
+
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+static void split_erl_args(void)
+{
+    const char *v = getenv("BENCH_ERL_ARGS");
+    int n = 0;
+    if (v && *v) {
+        snprintf(cfg.erl_args_buf, sizeof cfg.erl_args_buf, "%s", v);
+        for (char *save = NULL, *t = strtok_r(cfg.erl_args_buf, " \t", &save); t && n < 40;
+             t = strtok_r(NULL, " \t", &save))
+            cfg.erl_args[n++] = t;
+    }
+    cfg.erl_args[n] = NULL;
+}
+
+static void cluster_opts(epx_options *o, const char *prefix, int ticktime, int timeout_ms)
+{
+    static const char *paths[2];
+    paths[0] = cfg.beam_dir;
+    paths[1] = NULL;
+    memset(o, 0, sizeof *o);
+    o->prefix = prefix;
+    o->net_ticktime = ticktime;
+    o->code_paths = paths;
+    o->erl_args = cfg.erl_args[0] ? cfg.erl_args : NULL;
+    o->timeout_ms = timeout_ms;
+    o->log_dir = cfg.log_dir;
+}
+
+/* One line of a command's output, trimmed; "" if it fails. */
+static void command_line(const char *cmd, char *out, size_t len)
+{
+    out[0] = 0;
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return;
+    if (fgets(out, (int)len, f)) {
+        size_t l = strlen(out);
+        while (l && (out[l - 1] == '\n' || out[l - 1] == '\r' || out[l - 1] == ' '))
+            out[--l] = 0;
+    }
+    while (fgetc(f) != EOF) {}
+    pclose(f);
+}
+
+static void machine_info(char *out, size_t len)
+{
+    char model[256] = "unknown", line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "model name", 10)) {
+                char *p = strchr(line, ':');
+                if (p) {
+                    p++;
+                    while (*p == ' ' || *p == '\t')
+                        p++;
+                    snprintf(model, sizeof model, "%s", p);
+                    model[strcspn(model, "\n")] = 0;
+                }
+                break;
+            }
+        fclose(f);
+    }
+    struct utsname u;
+    if (uname(&u) < 0)
+        memset(&u, 0, sizeof u);
+    const char *erl = getenv("EPX_ERL");
+    char cmd[1024], otp[128], daemon[128];
+    snprintf(cmd, sizeof cmd,
+             "'%s' -noshell -start_epmd false -eval 'io:format(\"OTP ~s (erts ~s)~n\", "
+             "[erlang:system_info(otp_release), erlang:system_info(version)]), halt().' "
+             "</dev/null 2>/dev/null",
+             erl && *erl ? erl : "erl");
+    command_line(cmd, otp, sizeof otp);
+    const char *px = getenv("EPX_EPMDPXY");
+    snprintf(cmd, sizeof cmd, "'%s' --version </dev/null 2>/dev/null",
+             px && *px ? px : "build/epmdpxy");
+    command_line(cmd, daemon, sizeof daemon);
+    double la[3] = { 0, 0, 0 };
+    if (getloadavg(la, 3) < 0)
+        la[0] = la[1] = la[2] = -1;
+    time_t now = time(NULL);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", localtime(&now));
+    snprintf(out, len,
+             "epmdpxy benchmark, %s\n"
+             "machine: nproc %ld, CPU %s, %s %s, %s, %s\n"
+             "load average at start: %.2f %.2f %.2f\n",
+             when, sysconf(_SC_NPROCESSORS_ONLN), model, u.sysname, u.release,
+             otp[0] ? otp : "OTP unknown", daemon[0] ? daemon : "epmdpxy version unknown",
+             la[0], la[1], la[2]);
+}
+
+static double ratio(double proxied, double direct)
+{
+    return (isnan(proxied) || isnan(direct) || direct == 0) ? NAN : proxied / direct;
+}
+
+/* ---- rpc and bulk ----------------------------------------------------- */
+
+typedef struct pair {
+    const char *label;
+    erlnode *a;              /* direct: a -> b */
+    const char *b_node;
+    epx_cluster *c;          /* proxied: first node -> second */
+} pair;
+
+static int pair_eval(const pair *p, const char *expr, char *out, size_t len, int timeout_ms)
+{
+    if (p->a)
+        return erlnode_eval(p->a, expr, out, len, timeout_ms);
+    if (epx_fixture_eval(p->c, epx_fixture_node(p->c, 1), expr, out, len) < 0) {
+        snprintf(out, len, "%s", epx_fixture_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* us per call, NaN on failure; *cpu_us is the daemon's CPU time per call
+ * relayed meanwhile (the untimed warm-up calls counted as calls). */
+static double run_rpc(const pair *p, pid_t daemon, double *cpu_us)
+{
+    char expr[512], out[OUT_MAX];
+    snprintf(expr, sizeof expr, "epx_bench:rpc('%s', %d)", p->b_node, cfg.rpc_calls);
+    double c0 = daemon > 0 ? bu_proc_cpu_s(daemon) : -1;
+    int rc = pair_eval(p, expr, out, sizeof out, 60000 + cfg.rpc_calls * 20);
+    double c1 = daemon > 0 ? bu_proc_cpu_s(daemon) : -1;
+    if (cpu_us)
+        *cpu_us = c0 >= 0 && c1 >= 0 ? (c1 - c0) * 1e6 / (cfg.rpc_calls + RPC_WARMUP) : NAN;
+    if (rc < 0) {
+        say("    rpc %s failed: %s\n", p->label, out);
+        return NAN;
+    }
+    long long ns;
+    if (sscanf(out, "%lld", &ns) != 1) {
+        say("    rpc %s: unexpected reply %s\n", p->label, out);
+        return NAN;
+    }
+    return (double)ns / 1000.0 / cfg.rpc_calls;
+}
+
+/* MiB/s, NaN on failure; *cpu_s is the daemon's CPU time meanwhile. */
+static double run_bulk(const pair *p, pid_t daemon, double *cpu_s)
+{
+    char expr[512], out[OUT_MAX];
+    snprintf(expr, sizeof expr, "epx_bench:bulk('%s', %d, %d)", p->b_node, cfg.bulk_mib, CHUNK);
+    double c0 = daemon > 0 ? bu_proc_cpu_s(daemon) : -1;
+    int rc = pair_eval(p, expr, out, sizeof out, 600000);
+    double c1 = daemon > 0 ? bu_proc_cpu_s(daemon) : -1;
+    if (rc < 0) {
+        say("    bulk %s failed: %s\n", p->label, out);
+        return NAN;
+    }
+    long long bytes, ns;
+    if (sscanf(out, "{%lld,%lld}", &bytes, &ns) != 2 || ns <= 0) {
+        say("    bulk %s: unexpected reply %s\n", p->label, out);
+        return NAN;
+    }
+    if (bytes != (long long)cfg.bulk_mib * CHUNK) {
+        say("    bulk %s: the receiver got %lld bytes, not %lld\n", p->label, bytes,
+            (long long)cfg.bulk_mib * CHUNK);
+        return NAN;
+    }
+    if (cpu_s)
+        *cpu_s = c0 >= 0 && c1 >= 0 ? c1 - c0 : NAN;
+    return ((double)bytes / (1024.0 * 1024.0)) / ((double)ns / 1e9);
+}
+
+static void sec_rpc_bulk(void)
+{
+    int do_rpc = wanted("rpc"), do_bulk = wanted("bulk");
+    say("\n== RPC round trip and bulk throughput: direct (OTP epmd) and through epmdpxy\n");
+    char err[1024];
+    bu_epmd e;
+    erlnode dn[2];
+    memset(dn, 0, sizeof dn);
+    epx_cluster *c = NULL;
+    if (bu_epmd_start(&e, cfg.log_dir, err, sizeof err) < 0) {
+        say("  cannot start OTP's epmd: %s\n", err);
+        goto out;
+    }
+    say("  OTP epmd -port %d (pid %d)\n", e.port, (int)e.pid);
+    const char *extra[64];
+    int ne = 0;
+    extra[ne++] = "-kernel";    /* as libepx starts its nodes */
+    extra[ne++] = "prevent_overlapping_partitions";
+    extra[ne++] = "false";
+    extra[ne++] = "-pa";
+    extra[ne++] = cfg.beam_dir;
+    for (int i = 0; cfg.erl_args[i] && ne < 60; i++)
+        extra[ne++] = cfg.erl_args[i];
+    extra[ne] = NULL;
+    erlnode_opts o[2];
+    static const char *names[2] = { "bd1", "bd2" };
+    for (int i = 0; i < 2; i++) {
+        memset(&o[i], 0, sizeof o[i]);
+        o[i].name = names[i];
+        o[i].cookie = "epxbenchdirect";
+        o[i].epmd_port = e.port;
+        o[i].net_ticktime = 2;   /* libepx's default */
+        o[i].extra = extra;
+        o[i].log_dir = cfg.log_dir;
+    }
+    if (erlnode_start_many(dn, o, 2, 60000, err, sizeof err) < 0) {
+        say("  direct nodes did not start: %s\n", err);
+        goto out;
+    }
+    char out[OUT_MAX];
+    if (erlnode_evalf(&dn[0], out, sizeof out, 30000, "net_kernel:connect_node('%s')",
+                      dn[1].node) < 0 || strcmp(out, "true") != 0) {
+        say("  %s cannot connect to %s through OTP's epmd: %s\n", dn[0].node, dn[1].node, out);
+        goto out;
+    }
+    epx_options co;
+    cluster_opts(&co, "bp", 2, 300000);
+    c = epx_fixture_start_cluster(2, &co);
+    if (!c) {
+        say("  the epmdpxy cluster did not start: %s\n", epx_fixture_last_error());
+        goto out;
+    }
+    pid_t daemon = (pid_t)epx_fixture_daemon_pid(c);
+    pair direct = { "direct", &dn[0], dn[1].node, NULL };
+    pair proxied = { "epmdpxy", NULL, epx_fixture_node(c, 2), c };
+    say("  direct %s -> %s; proxied %s -> %s (daemon pid %d)\n", dn[0].node, dn[1].node,
+        epx_fixture_node(c, 1), epx_fixture_node(c, 2), (int)daemon);
+    for (int r = 0; r < cfg.runs; r++) {
+        /* alternate who goes first, so that a drift in the machine's load
+         * does not always favour the same side */
+        const pair *first = r % 2 ? &proxied : &direct, *second = r % 2 ? &direct : &proxied;
+        if (do_rpc) {
+            double cpu = NAN, cpu2 = NAN;
+            double a = run_rpc(first, first == &proxied ? daemon : 0, &cpu);
+            double b = run_rpc(second, second == &proxied ? daemon : 0, &cpu2);
+            double d = first == &direct ? a : b, p = first == &direct ? b : a;
+            double dcpu = isnan(p) ? NAN : first == &proxied ? cpu : cpu2;
+            bu_add(&rpc_d, d);
+            bu_add(&rpc_p, p);
+            bu_add(&rpc_r, ratio(p, d));
+            bu_add(&rpc_cpu, dcpu);
+            say("  rpc  run %d/%d: direct %.1f us/call, epmdpxy %.1f us/call, ratio %.2f; "
+                "daemon CPU %.1f us per call\n",
+                r + 1, cfg.runs, d, p, ratio(p, d), dcpu);
+        }
+        if (do_bulk) {
+            double cpu = NAN, cpu2 = NAN;
+            double a = run_bulk(first, first == &proxied ? daemon : 0, &cpu);
+            double b = run_bulk(second, second == &proxied ? daemon : 0, &cpu2);
+            double d = first == &direct ? a : b, p = first == &direct ? b : a;
+            double dcpu = first == &proxied ? cpu : cpu2;
+            bu_add(&bulk_d, d);
+            bu_add(&bulk_p, p);
+            bu_add(&bulk_r, ratio(p, d));
+            double per_gib = isnan(p) ? NAN : dcpu / ((cfg.bulk_mib + BULK_WARMUP) / 1024.0);
+            bu_add(&bulk_cpu, per_gib);
+            say("  bulk run %d/%d: direct %.0f MiB/s, epmdpxy %.0f MiB/s, ratio %.2f; "
+                "daemon CPU %.2f s per GiB\n",
+                r + 1, cfg.runs, d, p, ratio(p, d), per_gib);
+        }
+    }
+out:
+    if (!rpc_d.n && do_rpc)
+        bu_fail(&rpc_d);
+    if (!bulk_d.n && do_bulk)
+        bu_fail(&bulk_d);
+    epx_fixture_stop_cluster(c);
+    for (int i = 0; i < 2; i++)
+        erlnode_close_input(&dn[i]);
+    for (int i = 0; i < 2; i++)
+        erlnode_stop(&dn[i], 5000);
+    bu_epmd_stop(&e);
+}
+
+/* ---- partitions ------------------------------------------------------- */
+
+#define PN 5   /* nodes; islands 1,2 | 3,4,5 */
+
+static int part_setup(epx_cluster **out, const char *prefix, int tick)
+{
+    epx_options o;
+    cluster_opts(&o, prefix, tick, 60000);
+    epx_cluster *c = epx_fixture_start_cluster(PN, &o);
+    if (!c) {
+        say("  %d-node cluster (net_ticktime %d) did not start: %s\n", PN, tick,
+            epx_fixture_last_error());
+        return -1;
+    }
+    char res[OUT_MAX];
+    for (int i = 1; i <= PN; i++)
+        if (epx_fixture_eval(c, epx_fixture_node(c, i), "epx_bench:watch()", res, sizeof res) < 0) {
+            say("  %s: cannot start the nodeup/nodedown watcher: %s\n", epx_fixture_node(c, i),
+                epx_fixture_last_error());
+            epx_fixture_stop_cluster(c);
+            return -1;
+        }
+    *out = c;
+    return 0;
+}
+
+static int side_of(int i)
+{
+    return i <= 2 ? 0 : 1;
+}
+
+/* The Erlang list of the nodes node i should lose (other = 1) or regain
+ * (other = 0: every other node). */
+static void peers_list(epx_cluster *c, int i, int other_side_only, char *out, size_t len)
+{
+    size_t used = (size_t)snprintf(out, len, "[");
+    int any = 0;
+    for (int j = 1; j <= PN; j++) {
+        if (j == i || (other_side_only && side_of(j) == side_of(i)))
+            continue;
+        used += (size_t)snprintf(out + used, len - used, "%s'%s'", any ? "," : "",
+                                 epx_fixture_node(c, j));
+        any = 1;
+    }
+    snprintf(out + used, len - used, "]");
+}
+
+static int eval_all(epx_cluster *c, const char *expr)
+{
+    char res[OUT_MAX];
+    for (int i = 1; i <= PN; i++)
+        if (epx_fixture_eval(c, epx_fixture_node(c, i), expr, res, sizeof res) < 0) {
+            say("    %s: %s: %s\n", epx_fixture_node(c, i), expr, epx_fixture_last_error());
+            return -1;
+        }
+    return 0;
+}
+
+/* Wait until every node has its first `kind` event for each of its peers
+ * (other side only, or all); the earliest and latest of them in *tmin and
+ * *tmax (os:system_time us).  0, or -1 on timeout or error. */
+static int await_events(epx_cluster *c, const char *kind, int other_side_only, int timeout_ms,
+                        long long *tmin, long long *tmax, int poll_ms)
+{
+    int done[PN + 1] = { 0 };
+    long long mn[PN + 1], mx[PN + 1];
+    long long deadline = bu_mono_us() + (long long)timeout_ms * 1000;
+    for (;;) {
+        int all = 1;
+        for (int i = 1; i <= PN; i++) {
+            if (done[i])
+                continue;
+            char peers[1024], expr[1200], res[OUT_MAX];
+            peers_list(c, i, other_side_only, peers, sizeof peers);
+            int want = 0;
+            for (const char *p = peers; (p = strchr(p, '\'')) != NULL; p++, want++)
+                p = strchr(p + 1, '\'');
+            snprintf(expr, sizeof expr, "epx_bench:span(%s, %s)", kind, peers);
+            if (epx_fixture_eval(c, epx_fixture_node(c, i), expr, res, sizeof res) < 0) {
+                say("    %s: %s\n", epx_fixture_node(c, i), epx_fixture_last_error());
+                return -1;
+            }
+            int n;
+            long long a, b;
+            if (sscanf(res, "{%d,%lld,%lld}", &n, &a, &b) != 3) {
+                say("    %s: unexpected reply %s\n", epx_fixture_node(c, i), res);
+                return -1;
+            }
+            if (n >= want) {
+                done[i] = 1;
+                mn[i] = a;
+                mx[i] = b;
+            } else {
+                all = 0;
+            }
+        }
+        if (all)
+            break;
+        if (bu_mono_us() > deadline) {
+            char m[4096] = "";
+            epx_fixture_matrix(c, m, sizeof m);
+            say("    not every node saw its %s events within %d ms:\n%s\n", kind, timeout_ms, m);
+            return -1;
+        }
+        bu_sleep_ms(poll_ms);
+    }
+    *tmin = mn[1];
+    *tmax = mx[1];
+    for (int i = 2; i <= PN; i++) {
+        if (mn[i] < *tmin)
+            *tmin = mn[i];
+        if (mx[i] > *tmax)
+            *tmax = mx[i];
+    }
+    return 0;
+}
+
+/* One cut and one heal on c.  Adds to first/last (ms from sending CUT to
+ * the first / last nodedown a node saw; the CUT reply's own delay goes to
+ * cut_rtt) and to heal_mesh (ms from sending HEAL to the last nodeup). */
+static void part_run(epx_cluster *c, int reset, int tick, bu_series *first, bu_series *last,
+                     const char *label)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "%s,%s %s,%s,%s", epx_fixture_node(c, 1),
+             epx_fixture_node(c, 2), epx_fixture_node(c, 3), epx_fixture_node(c, 4),
+             epx_fixture_node(c, 5));
+    /* a loaded machine can drop a link on its own (net_ticktime 1 is
+     * tight): start every run from a full mesh */
+    if (epx_fixture_connect_all(c) < 0 || epx_fixture_await_connected(c, 30000) < 0) {
+        say("    no full mesh before the cut: %.300s\n", epx_fixture_last_error());
+        goto fail;
+    }
+    if (eval_all(c, "epx_bench:clear()") < 0)
+        goto fail;
+    if (reset && epx_fixture_set_mode(c, EPX_MODE_RESET) < 0) {
+        say("    MODE reset: %s\n", epx_fixture_last_error());
+        goto fail;
+    }
+    long long t_send = bu_real_us();
+    if (epx_fixture_cut(c, spec) < 0) {
+        say("    CUT: %s\n", epx_fixture_last_error());
+        goto fail;
+    }
+    long long t_cut = bu_real_us();
+    bu_add(&cut_rtt, (double)(t_cut - t_send) / 1000.0);
+    long long tmin, tmax;
+    if (await_events(c, "down", 1, 10000 + 3000 * tick, &tmin, &tmax, reset ? 5 : 20) < 0) {
+        bu_fail(first);
+        bu_fail(last);
+    } else {
+        bu_add(first, (double)(tmin - t_send) / 1000.0);
+        bu_add(last, (double)(tmax - t_send) / 1000.0);
+        say("    %s: CUT sent -> reply %.2f ms, first nodedown %.1f ms, last (12th) %.1f ms\n",
+            label, (double)(t_cut - t_send) / 1000.0, (double)(tmin - t_send) / 1000.0,
+            (double)(tmax - t_send) / 1000.0);
+    }
+    if (reset && epx_fixture_set_mode(c, EPX_MODE_HOLD) < 0) {
+        say("    MODE hold: %s\n", epx_fixture_last_error());
+        goto heal_fail;
+    }
+    if (eval_all(c, "epx_bench:clear()") < 0)
+        goto heal_fail;
+    long long t_heal = bu_real_us();
+    if (epx_fixture_heal(c) < 0 || epx_fixture_connect_all(c) < 0) {
+        say("    HEAL + connect_all: %s\n", epx_fixture_last_error());
+        goto heal_fail;
+    }
+    long long t_conn = bu_real_us();
+    if (epx_fixture_await_connected(c, 30000) < 0) {
+        say("    no full mesh after HEAL: %s\n", epx_fixture_last_error());
+        goto heal_fail;
+    }
+    if (await_events(c, "up", 1, 10000, &tmin, &tmax, 20) == 0) {
+        bu_add(&heal_mesh, (double)(tmax - t_heal) / 1000.0);
+        say("    %s: HEAL + connect_all -> full mesh %.1f ms (connect_all returned after "
+            "%.1f ms)\n", label, (double)(tmax - t_heal) / 1000.0,
+            (double)(t_conn - t_heal) / 1000.0);
+    } else {
+        bu_fail(&heal_mesh);
+    }
+    return;
+fail:
+    bu_fail(first);
+    bu_fail(last);
+heal_fail:
+    bu_fail(&heal_mesh);
+    /* leave the cluster whole for the next run, as far as it goes */
+    epx_fixture_set_mode(c, EPX_MODE_HOLD);
+    epx_fixture_heal(c);
+    epx_fixture_connect_all(c);
+    epx_fixture_await_connected(c, 30000);
+}
+
+static void sec_partition(void)
+{
+    say("\n== Partitions: %d nodes, CUT n1,n2 n3,n4,n5 (12 nodedowns), then HEAL + connect_all\n",
+        PN);
+    epx_cluster *c1 = NULL, *c2 = NULL;
+    if (part_setup(&c1, "ta", 1) < 0 || part_setup(&c2, "tb", 2) < 0) {
+        bu_fail(&hold1_last);
+        goto out;
+    }
+    for (int r = 0; r < cfg.runs; r++) {
+        say("  run %d/%d\n", r + 1, cfg.runs);
+        part_run(c1, 0, 1, &hold1_first, &hold1_last, "hold, net_ticktime 1");
+        part_run(c2, 0, 2, &hold2_first, &hold2_last, "hold, net_ticktime 2");
+        part_run(c2, 1, 2, &reset_first, &reset_last, "reset");
+    }
+out:
+    epx_fixture_stop_cluster(c1);
+    epx_fixture_stop_cluster(c2);
+}
+
+/* ---- many links ------------------------------------------------------- */
+
+static int status_links(epx_cluster *c)
+{
+    static char reply[65536];
+    if (epx_fixture_control(c, "STATUS", reply, sizeof reply) < 0)
+        return -1;
+    const char *p = strstr(reply, "\"links\":");
+    return p ? atoi(p + 8) : -1;
+}
+
+static void sec_links(void)
+{
+    const int n = 32;
+    say("\n== Many links: %d nodes fully meshed (%d links) through one daemon, net_ticktime %d\n",
+        n, n * (n - 1) / 2, cfg.links_tick);
+    for (int r = 0; r < cfg.runs; r++) {
+        epx_options o;
+        cluster_opts(&o, "m", cfg.links_tick, 180000);
+        o.no_mesh = 1;
+        long long t0 = bu_mono_us();
+        epx_cluster *c = epx_fixture_start_cluster(n, &o);
+        long long t1 = bu_mono_us();
+        if (!c) {
+            say("  run %d/%d: the %d nodes did not start: %s\n", r + 1, cfg.runs, n,
+                epx_fixture_last_error());
+            bu_fail(&many_mesh);
+            continue;
+        }
+        pid_t d = (pid_t)epx_fixture_daemon_pid(c);
+        /* connect_all does not retry a pair whose connect_node gave up
+         * (net_setuptime, 7 s, can pass on a loaded machine): ask again */
+        int meshed = 0, attempts = 0;
+        while (!meshed && attempts < 3) {
+            attempts++;
+            meshed = epx_fixture_connect_all(c) == 0 && epx_fixture_await_connected(c, 60000) == 0;
+            if (!meshed)
+                say("  run %d/%d: no full mesh after connect_all #%d: %.300s\n", r + 1, cfg.runs,
+                    attempts, epx_fixture_last_error());
+        }
+        if (!meshed) {
+            bu_fail(&many_mesh);
+            epx_fixture_stop_cluster(c);
+            continue;
+        }
+        long long t2 = bu_mono_us();
+        bu_add(&many_boot, (double)(t1 - t0) / 1e6);
+        bu_add(&many_mesh, (double)(t2 - t1) / 1e6);
+        /* let global's sync and the connect storm die down: from here on
+         * only ticks flow */
+        bu_sleep_ms(3000);
+        int links = status_links(c);
+        long rss = bu_proc_status_kib(d, "VmRSS"), hwm = bu_proc_status_kib(d, "VmHWM");
+        double c0 = bu_proc_cpu_s(d);
+        long long w0 = bu_mono_us();
+        bu_sleep_ms(cfg.idle_s * 1000);
+        double c1 = bu_proc_cpu_s(d);
+        long long w1 = bu_mono_us();
+        int links_after = status_links(c);
+        double pct = c0 >= 0 && c1 >= 0 ? (c1 - c0) / ((double)(w1 - w0) / 1e6) * 100.0 : NAN;
+        bu_add(&many_rss, rss >= 0 ? rss / 1024.0 : NAN);
+        bu_add(&many_hwm, hwm >= 0 ? hwm / 1024.0 : NAN);
+        bu_add(&many_cpu, pct);
+        say("  run %d/%d: %d nodes up in %.1f s, meshed %.1f s later; daemon: %d links "
+            "(%d after %d s), VmRSS %.1f MiB, VmHWM %.1f MiB, CPU %.2f %% of a core\n",
+            r + 1, cfg.runs, n, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, links,
+            links_after, cfg.idle_s, rss / 1024.0, hwm / 1024.0, pct);
+        epx_fixture_stop_cluster(c);
+    }
+}
+
+/* ---- cluster start ---------------------------------------------------- */
+
+static void sec_start(void)
+{
+    say("\n== Cluster start: epx_fixture_start_cluster to meshed\n");
+    static const int sizes[2] = { 5, 16 };
+    bu_series *s[2] = { &start5, &start16 };
+    for (int r = 0; r < cfg.runs; r++)
+        for (int k = 0; k < 2; k++) {
+            epx_options o;
+            cluster_opts(&o, "s", 0, 120000);
+            long long t0 = bu_mono_us();
+            epx_cluster *c = epx_fixture_start_cluster(sizes[k], &o);
+            long long t1 = bu_mono_us();
+            if (!c) {
+                say("  run %d/%d: %d nodes did not start: %s\n", r + 1, cfg.runs, sizes[k],
+                    epx_fixture_last_error());
+                bu_fail(s[k]);
+                continue;
+            }
+            bu_add(s[k], (double)(t1 - t0) / 1e6);
+            say("  run %d/%d: %2d nodes meshed in %.2f s\n", r + 1, cfg.runs, sizes[k],
+                (double)(t1 - t0) / 1e6);
+            epx_fixture_stop_cluster(c);
+        }
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+static int build_rows(bu_row *rows)
+{
+    int n = 0;
+#define ROW(sec, nm, d, p, rt, dec, g, gv, gu)                                        \
+    do {                                                                              \
+        bu_row *r_ = &rows[n++];                                                      \
+        memset(r_, 0, sizeof *r_);                                                    \
+        r_->section = (sec);                                                          \
+        snprintf(r_->name, sizeof r_->name, "%s", (nm));                              \
+        r_->direct = (d);                                                             \
+        r_->proxied = (p);                                                            \
+        r_->ratio = (rt);                                                             \
+        r_->decimals = (dec);                                                         \
+        r_->goal = (g);                                                               \
+        r_->goal_value = (gv);                                                        \
+        r_->goal_unit = (gu);                                                         \
+    } while (0)
+    static char s_rpc[160], s_bulk[160];
+    snprintf(s_rpc, sizeof s_rpc,
+             "RPC round trip: %d sequential erpc:call(B, erlang, node, []), timed in node A",
+             cfg.rpc_calls);
+    snprintf(s_bulk, sizeof s_bulk,
+             "Bulk: %d MiB as 1 MiB binaries to a process on B, until its ack, timed in A",
+             cfg.bulk_mib);
+    if (wanted("rpc")) {
+        ROW(s_rpc, "us per call", &rpc_d, &rpc_p, &rpc_r, 1, BU_GOAL_LE, 1.2, "x");
+        ROW(s_rpc, "daemon CPU per call, us", NULL, &rpc_cpu, NULL, 1, BU_GOAL_NONE, 0, NULL);
+    }
+    if (wanted("bulk")) {
+        ROW(s_bulk, "MiB/s", &bulk_d, &bulk_p, &bulk_r, 0, BU_GOAL_GE, 0.9, "x");
+        ROW(s_bulk, "daemon CPU per GiB relayed, s", NULL, &bulk_cpu, NULL, 2, BU_GOAL_NONE, 0,
+            NULL);
+    }
+    const char *s_part =
+        "Partitions: 5 nodes, CUT n1,n2 n3,n4,n5; ms from sending CUT to nodedown in the nodes";
+    if (wanted("partition")) {
+        ROW(s_part, "hold, net_ticktime 1: first nodedown", NULL, &hold1_first, NULL, 0,
+            BU_GOAL_NONE, 0, NULL);
+        ROW(s_part, "hold, net_ticktime 1: last (12th) nodedown", NULL, &hold1_last, NULL, 0,
+            BU_GOAL_NONE, 0, NULL);
+        ROW(s_part, "hold, net_ticktime 2: first nodedown", NULL, &hold2_first, NULL, 0,
+            BU_GOAL_NONE, 0, NULL);
+        ROW(s_part, "hold, net_ticktime 2: last (12th) nodedown", NULL, &hold2_last, NULL, 0,
+            BU_GOAL_NONE, 0, NULL);
+        ROW(s_part, "reset: first nodedown", NULL, &reset_first, NULL, 1, BU_GOAL_NONE, 0, NULL);
+        ROW(s_part, "reset: last (12th) nodedown", NULL, &reset_last, NULL, 1, BU_GOAL_LT, 50,
+            " ms");
+        ROW(s_part, "CUT sent -> its OK reply (libepx control call)", NULL, &cut_rtt, NULL, 2,
+            BU_GOAL_NONE, 0, NULL);
+        ROW(s_part, "HEAL + connect_all -> last nodeup (after every cut)", NULL, &heal_mesh,
+            NULL, 1, BU_GOAL_NONE, 0, NULL);
+    }
+    static char s_many[96];
+    snprintf(s_many, sizeof s_many, "Many links: 32 nodes, 496 links, one daemon (net_ticktime %d)",
+             cfg.links_tick);
+    if (wanted("links")) {
+        ROW(s_many, "32 nodes registered (no mesh), s", NULL, &many_boot, NULL, 1, BU_GOAL_NONE,
+            0, NULL);
+        ROW(s_many, "connect_all -> full mesh, s", NULL, &many_mesh, NULL, 2, BU_GOAL_NONE, 0,
+            NULL);
+        ROW(s_many, "daemon VmRSS at full mesh, MiB", NULL, &many_rss, NULL, 1, BU_GOAL_LT, 16,
+            " MiB");
+        ROW(s_many, "daemon VmHWM (peak RSS), MiB", NULL, &many_hwm, NULL, 1, BU_GOAL_NONE, 0,
+            NULL);
+        static char cpu_name[96];
+        snprintf(cpu_name, sizeof cpu_name, "daemon CPU, only ticks (%d s), %% of a core",
+                 cfg.idle_s);
+        ROW(s_many, cpu_name, NULL, &many_cpu, NULL, 2, BU_GOAL_LT, 1, " %");
+    }
+    const char *s_start = "Cluster start: epx_fixture_start_cluster, to meshed";
+    if (wanted("start")) {
+        ROW(s_start, "5 nodes, s", NULL, &start5, NULL, 2, BU_GOAL_NONE, 0, NULL);
+        ROW(s_start, "16 nodes, s", NULL, &start16, NULL, 2, BU_GOAL_NONE, 0, NULL);
+    }
+#undef ROW
+    return n;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: epx-bench [--runs N] [--beam-dir DIR] [--out FILE]\n"
+                    "  BENCH_ONLY=rpc,bulk,partition,links,start picks sections\n");
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    bu_install_signals();
+    cfg.runs = env_int("BENCH_RUNS", 5, 1, MAX_RUNS);
+    cfg.rpc_calls = env_int("BENCH_RPC_CALLS", 10000, 1, 10000000);
+    cfg.bulk_mib = env_int("BENCH_BULK_MIB", 1024, 1, 1 << 20);
+    cfg.idle_s = env_int("BENCH_IDLE_S", 10, 1, 3600);
+    cfg.links_tick = env_int("BENCH_LINKS_TICKTIME", 2, 1, 3600);
+    cfg.only = getenv("BENCH_ONLY");
+    cfg.beam_dir = getenv("EPX_BENCH_BEAM_DIR");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
+            cfg.runs = atoi(argv[++i]);
+            if (cfg.runs < 1 || cfg.runs > MAX_RUNS) {
+                fprintf(stderr, "epx-bench: --runs 1..%d\n", MAX_RUNS);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--beam-dir") && i + 1 < argc) {
+            cfg.beam_dir = argv[++i];
+        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
+            cfg.out = argv[++i];
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    if (!cfg.beam_dir || !*cfg.beam_dir)
+        cfg.beam_dir = "build/bench";
+    char beam[1024];
+    snprintf(beam, sizeof beam, "%s/epx_bench.beam", cfg.beam_dir);
+    if (access(beam, R_OK) < 0) {
+        fprintf(stderr, "epx-bench: %s: %s (build it with make bench)\n", beam, strerror(errno));
+        return 2;
+    }
+    char dir[1024];
+    if (cfg.beam_dir[0] != '/' && getcwd(dir, sizeof dir)) {
+        static char abs_dir[2100];
+        snprintf(abs_dir, sizeof abs_dir, "%s/%s", dir, cfg.beam_dir);
+        cfg.beam_dir = abs_dir;
+    }
+    split_erl_args();
+    cfg.log_dir = bu_logdir_create();
+    if (!cfg.log_dir) {
+        fprintf(stderr, "epx-bench: cannot create a log directory: %s\n", strerror(errno));
+        return 2;
+    }
+
+    static char header[2048];
+    machine_info(header, sizeof header);
+    say("%s", header);
+    say("runs: %d (BENCH_RUNS); RPC calls per run: %d; bulk: %d MiB; idle window: %d s%s%s\n",
+        cfg.runs, cfg.rpc_calls, cfg.bulk_mib, cfg.idle_s, cfg.only ? "; sections: " : "",
+        cfg.only ? cfg.only : "");
+    long long t_start = bu_mono_us();
+
+    if (wanted("rpc") || wanted("bulk"))
+        sec_rpc_bulk();
+    if (wanted("partition"))
+        sec_partition();
+    if (wanted("links"))
+        sec_links();
+    if (wanted("start"))
+        sec_start();
+
+    static bu_row rows[64];
+    int nrows = build_rows(rows);
+    int samples = 0;
+    for (int i = 0; i < nrows; i++)
+        samples += rows[i].proxied ? rows[i].proxied->n : 0;
+    static char table[16384];
+    bu_table(rows, nrows, table, sizeof table);
+    double la[3] = { -1, -1, -1 };
+    if (getloadavg(la, 3) < 0)
+        la[0] = la[1] = la[2] = -1;
+    int left = bu_count_children();
+    static char report[32768];
+    snprintf(report, sizeof report,
+             "%s"
+             "runs: %d; each cell: median (min-max) over the runs; the bench took %.0f s; "
+             "load average at the end: %.2f %.2f %.2f\n"
+             "%s\n"
+             "Goals are informative: a shared or slow machine misses them without failing.\n",
+             header, cfg.runs, (double)(bu_mono_us() - t_start) / 1e6, la[0], la[1], la[2],
+             table);
+    say("\n==========================================================================\n%s",
+        report);
+    if (left != 0)
+        say("WARNING: %d child processes still there at the end\n", left);
+    if (!bu_logdir_finish())
+        say("logs of what failed are kept in %s\n", cfg.log_dir);
+    if (cfg.out) {
+        FILE *f = fopen(cfg.out, "w");
+        if (!f || fputs(report, f) < 0 || fclose(f) != 0)
+            fprintf(stderr, "epx-bench: cannot write %s: %s\n", cfg.out, strerror(errno));
+        else
+            say("(also written to %s)\n", cfg.out);
+    }
+    if (samples == 0) {
+        say("epx-bench: nothing could be measured (see the messages above)\n");
+        return 1;
+    }
+    return 0;
+}
