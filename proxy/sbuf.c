@@ -18,6 +18,8 @@ void sbuf_reset(sbuf *b)
 {
     b->len = 0;
     b->oom = 0;
+    if (b->p)
+        b->p[0] = 0;
 }
 
 static int grow(sbuf *b, size_t more)
@@ -109,4 +111,9 @@ void sbuf_consume(sbuf *b, size_t n)
     }
     if (b->p)
         b->p[b->len] = 0;
+}
+
+const char *sbuf_str(const sbuf *b)
+{
+    return b->p && b->len ? b->p : "";
 }

@@ -18,6 +18,8 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
 /* Append s (n bytes) as a JSON string literal, quotes included.  Bytes that
  * are not valid UTF-8 are escaped as \u00XX so the output stays valid JSON. */
 void sbuf_json_str(sbuf *b, const char *s, size_t n);
+/* The text so far, NUL-terminated; "" for an empty buffer. */
+const char *sbuf_str(const sbuf *b);
 /* Drop the first n bytes. */
 void sbuf_consume(sbuf *b, size_t n);
 
