@@ -141,5 +141,7 @@ clean:
 	rm -rf $(B)
 
 include mk/bench.mk
+include mk/quality.mk
+include mk/soak.mk
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

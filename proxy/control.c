@@ -150,6 +150,10 @@ static void cmd_cut_fix(epx *x, sbuf *o, const ctl_line *cl, ctl_cmd cmd)
         rules_clear(&x->rules);
     }
     int changed = rules_apply(&x->rules, &spec, cut);
+    if (changed == -2) {
+        sbuf_printf(o, "ERR too many rules: at most %d blocked pairs", RULES_MAX);
+        return;
+    }
     if (changed < 0) {
         sbuf_addstr(o, "ERR out of memory");
         return;
@@ -172,8 +176,12 @@ static void cmd_isolate(epx *x, sbuf *o, const ctl_line *cl)
     }
     memcpy(name[0], cl->args, cl->argslen);
     name[0][cl->argslen] = 0;
-    if (rules_add(&x->rules, name[0], "*") < 0 || rules_add(&x->rules, "*", name[0]) < 0) {
-        sbuf_addstr(o, "ERR out of memory");
+    int a = rules_add(&x->rules, name[0], "*");
+    int b = a < 0 ? a : rules_add(&x->rules, "*", name[0]);
+    if (a < 0 || b < 0) {
+        if (a > 0)
+            rules_remove(&x->rules, name[0], "*");
+        sbuf_addstr(o, a == -2 || b == -2 ? "ERR too many rules" : "ERR out of memory");
         return;
     }
     events_add(&x->ev, loop_now_ms(), "isolate", "\"node\":%s", events_q(name[0]));
@@ -333,7 +341,7 @@ static int cconn_flush(cconn *k)
 static void cconn_lines(cconn *k)
 {
     size_t used = 0;
-    while (!k->closing && k->out.len < OUT_HIGH_WATER) {
+    while (!k->closing && k->out.len < OUT_HIGH_WATER && used < k->in.len) {
         size_t consumed;
         long len = ctl_next_line(k->in.p + used, k->in.len - used, &consumed);
         if (len < 0)

@@ -302,16 +302,18 @@ int main(int argc, char **argv)
     x.epmd = epmd_srv_new(&x);
     x.proxy = proxy_new(&x);
     x.control = control_new(&x);
-    if (!x.loop || !x.epmd || !x.proxy || !x.control) {
-        fprintf(stderr, "epmdpxy: out of memory\n");
-        return 1;
-    }
     x.started_ms = loop_now_ms();
     rules_init(&x.rules);
     events_init(&x.ev, x.started_ms);
+    if (!x.loop || !x.epmd || !x.proxy || !x.control) {
+        fprintf(stderr, "epmdpxy: out of memory\n");
+        x.exit_code = 1;
+        goto out;
+    }
     if (events_file && events_open_file(&x.ev, events_file) < 0) {
         fprintf(stderr, "epmdpxy: --events %s: %s\n", events_file, strerror(errno));
-        return 1;
+        x.exit_code = 1;
+        goto out;
     }
 
     char err[256];
@@ -326,16 +328,18 @@ int main(int argc, char **argv)
         if (in_use) {
             /* epmd: another one already serves this port: nothing to do */
             if (daemon_mode)
-                return 0;
+                goto out;
             fprintf(stderr, "epmdpxy: EPMD port: %s\n", err);
-            return 1;
+            x.exit_code = 1;
+            goto out;
         }
         if (strchr(x.cfg.addrs[i], ':') && errno == EADDRNOTAVAIL) {
             log_msg(LOG_INFO, "no IPv6 loopback here: %s", err);
             continue;
         }
         fprintf(stderr, "epmdpxy: EPMD port: %s\n", err);
-        return 1;
+        x.exit_code = 1;
+        goto out;
     }
     x.epmd_port = epmd_srv_port(x.epmd);
     {
@@ -349,7 +353,8 @@ int main(int argc, char **argv)
             if (strchr(x.cfg.addrs[i], ':') && errno == EADDRNOTAVAIL)
                 continue;
             fprintf(stderr, "epmdpxy: control port: %s\n", err);
-            return 1;
+            x.exit_code = 1;
+            goto out;
         }
     }
     x.control_port = control_port(x.control);
@@ -357,7 +362,8 @@ int main(int argc, char **argv)
     if (pipe2(sigpipe_fd, O_NONBLOCK | O_CLOEXEC) < 0 ||
         loop_add(x.loop, sigpipe_fd[0], POLLIN, signal_event, &x) < 0) {
         fprintf(stderr, "epmdpxy: cannot set up signals\n");
-        return 1;
+        x.exit_code = 1;
+        goto out;
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -369,7 +375,8 @@ int main(int argc, char **argv)
     if (daemon_mode) {
         if (daemonize(&x) < 0) {
             fprintf(stderr, "epmdpxy: cannot detach: %s\n", strerror(errno));
-            return 1;
+            x.exit_code = 1;
+            goto out;
         }
     } else {
         printf("READY epmd=%d control=%d\n", x.epmd_port, x.control_port);
@@ -395,15 +402,19 @@ int main(int argc, char **argv)
         }
     }
 
+out:
     control_free(x.control);
     proxy_free(x.proxy);
     epmd_srv_free(x.epmd);
     registry_free(&x.reg);
     rules_free(&x.rules);
     events_free(&x.ev);
-    loop_del(x.loop, sigpipe_fd[0]);
-    close(sigpipe_fd[0]);
-    close(sigpipe_fd[1]);
+    if (x.loop)
+        loop_del(x.loop, sigpipe_fd[0]);
+    if (sigpipe_fd[0] >= 0) {
+        close(sigpipe_fd[0]);
+        close(sigpipe_fd[1]);
+    }
     loop_free(x.loop);
     return x.exit_code;
 }

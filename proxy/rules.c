@@ -12,7 +12,62 @@ void rules_init(rules *r)
 void rules_free(rules *r)
 {
     free(r->v);
+    free(r->slot);
     memset(r, 0, sizeof *r);
+}
+
+static size_t pair_hash(const char *from, const char *to)
+{
+    size_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)from; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const unsigned char *p = (const unsigned char *)to; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot holding (from, to), or if absent the first free slot on its
+ * probe path (*found tells which).  nslot is a power of two, never full. */
+static size_t find_slot(const rules *r, const char *from, const char *to, int *found)
+{
+    size_t mask = r->nslot - 1, i = pair_hash(from, to) & mask, free_at = (size_t)-1;
+    for (;; i = (i + 1) & mask) {
+        int k = r->slot[i];
+        if (k == -1) {
+            *found = 0;
+            return free_at != (size_t)-1 ? free_at : i;
+        }
+        if (k == -2) {
+            if (free_at == (size_t)-1)
+                free_at = i;
+        } else if (!strcmp(r->v[k].from, from) && !strcmp(r->v[k].to, to)) {
+            *found = 1;
+            return i;
+        }
+    }
+}
+
+/* Rebuild the index with room for at least `want` pairs at load <= 1/2. */
+static int reindex(rules *r, size_t want)
+{
+    size_t n = 64;
+    while (n < want * 2)
+        n *= 2;
+    int *slot = malloc(n * sizeof *slot);
+    if (!slot)
+        return -1;
+    free(r->slot);
+    r->slot = slot;
+    r->nslot = n;
+    r->ndeleted = 0;
+    for (size_t i = 0; i < n; i++)
+        slot[i] = -1;
+    for (size_t k = 0; k < r->n; k++) {
+        int found;
+        slot[find_slot(r, r->v[k].from, r->v[k].to, &found)] = (int)k;
+    }
+    return 0;
 }
 
 static size_t alive_len(const char *s)
@@ -43,9 +98,14 @@ int rules_blocked(const rules *r, const char *from, const char *to)
 
 int rules_add(rules *r, const char *from, const char *to)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (!strcmp(r->v[i].from, from) && !strcmp(r->v[i].to, to))
-            return 0;
+    if ((r->n + r->ndeleted + 1) * 2 > r->nslot && reindex(r, r->n + 1) < 0)
+        return -1;
+    int found;
+    size_t at = find_slot(r, from, to, &found);
+    if (found)
+        return 0;
+    if (r->n >= RULES_MAX)
+        return -2;
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
         rule *v = realloc(r->v, cap * sizeof *v);
@@ -56,23 +116,38 @@ int rules_add(rules *r, const char *from, const char *to)
     }
     snprintf(r->v[r->n].from, sizeof r->v[r->n].from, "%s", from);
     snprintf(r->v[r->n].to, sizeof r->v[r->n].to, "%s", to);
-    r->n++;
+    if (r->slot[at] == -2)
+        r->ndeleted--;
+    r->slot[at] = (int)r->n++;
     return 1;
 }
 
 int rules_remove(rules *r, const char *from, const char *to)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (!strcmp(r->v[i].from, from) && !strcmp(r->v[i].to, to)) {
-            r->v[i] = r->v[--r->n];
-            return 1;
-        }
-    return 0;
+    if (r->n == 0)
+        return 0;
+    int found;
+    size_t at = find_slot(r, from, to, &found);
+    if (!found)
+        return 0;
+    size_t k = (size_t)r->slot[at];
+    r->slot[at] = -2;
+    r->ndeleted++;
+    if (k != --r->n) {
+        /* the last pair moves into the hole; its slot follows */
+        r->v[k] = r->v[r->n];
+        size_t moved = find_slot(r, r->v[k].from, r->v[k].to, &found);
+        r->slot[moved] = (int)k;
+    }
+    return 1;
 }
 
 void rules_clear(rules *r)
 {
     r->n = 0;
+    r->ndeleted = 0;
+    for (size_t i = 0; i < r->nslot; i++)
+        r->slot[i] = -1;
 }
 
 int rules_valid_name(const char *s, size_t n)
@@ -198,6 +273,30 @@ int rules_parse_spec(const char *text, size_t len, rules_spec *spec, char *err, 
 
 int rules_apply(rules *r, const rules_spec *s, int cut)
 {
+    if (cut) {
+        size_t pairs = 0;
+        for (int a = 0; a < s->nnames; a++)
+            for (int b = 0; b < s->nnames; b++)
+                if (s->island_of[a] != s->island_of[b] &&
+                    (!s->oneway || (s->island_of[a] == 0 && s->island_of[b] == 1)))
+                    pairs++;
+        if (r->n + pairs > RULES_MAX) {
+            /* maybe most are there already: count only the new ones */
+            size_t fresh = 0;
+            for (int a = 0; a < s->nnames; a++)
+                for (int b = 0; b < s->nnames; b++) {
+                    if (s->island_of[a] == s->island_of[b] ||
+                        (s->oneway && !(s->island_of[a] == 0 && s->island_of[b] == 1)))
+                        continue;
+                    int found = 0;
+                    if (r->nslot)
+                        find_slot(r, s->names[a], s->names[b], &found);
+                    fresh += !found;
+                }
+            if (r->n + fresh > RULES_MAX)
+                return -2;
+        }
+    }
     int changed = 0;
     for (int a = 0; a < s->nnames; a++)
         for (int b = 0; b < s->nnames; b++) {

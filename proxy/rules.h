@@ -20,9 +20,13 @@ typedef struct rule {
     char to[RULES_MAX_NAME + 1];
 } rule;
 
+#define RULES_MAX 4096   /* blocked pairs at most: 64 nodes fully split */
+
 typedef struct rules {
     rule *v;
     size_t n, cap;
+    int *slot;            /* hash index of v: -1 empty, -2 deleted, else index */
+    size_t nslot, ndeleted;
 } rules;
 
 /* The names of a CUT/FIX line, parsed. */
@@ -42,7 +46,8 @@ int rules_name_match(const char *p, const char *x);
 /* Is traffic from -> to blocked? */
 int rules_blocked(const rules *r, const char *from, const char *to);
 
-/* Add (from, to) unless present.  1 added, 0 already there, -1 no memory. */
+/* Add (from, to) unless present.  1 added, 0 already there, -1 no memory,
+ * -2 the set already holds RULES_MAX pairs. */
 int rules_add(rules *r, const char *from, const char *to);
 /* Remove exactly (from, to).  1 removed, 0 not there. */
 int rules_remove(rules *r, const char *from, const char *to);
@@ -53,7 +58,8 @@ void rules_clear(rules *r);
  * ("empty island", "n2 is in two islands", "CUT needs at least two islands"). */
 int rules_parse_spec(const char *text, size_t len, rules_spec *spec, char *err, size_t errlen);
 /* Apply a spec: add (cut != 0) or remove every pair it names.  Returns the
- * number of pairs changed, -1 on allocation failure. */
+ * number of pairs changed, -1 on allocation failure, -2 (nothing changed)
+ * if the cut could take the set past RULES_MAX pairs. */
 int rules_apply(rules *r, const rules_spec *spec, int cut);
 /* A valid node name or pattern for the control port: non-empty, printable,
  * no blanks, commas or '>' ; at most one '@'. */

@@ -107,6 +107,8 @@ static void buf_reserve(es_buf *b, size_t need)
 void es_buf_put(es_buf *b, const void *p, size_t n, int wild)
 {
     buf_reserve(b, n + 1);
+    if (n == 0)
+        return;   /* p may be NULL for an empty reply */
     memcpy(b->b + b->n, p, n);
     memset(b->wild + b->n, wild ? 1 : 0, n);
     b->n += n;
@@ -115,6 +117,8 @@ void es_buf_put(es_buf *b, const void *p, size_t n, int wild)
 static void buf_put_buf(es_buf *b, const es_buf *src)
 {
     buf_reserve(b, src->n + 1);
+    if (src->n == 0)
+        return;
     memcpy(b->b + b->n, src->b, src->n);
     memcpy(b->wild + b->n, src->wild, src->n);
     b->n += src->n;

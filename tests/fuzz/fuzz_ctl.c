@@ -1,0 +1,216 @@
+/* libFuzzer target: the control side.  The input is what a control client
+ * sends: split into lines with ctl_next_line(), each parsed with
+ * ctl_parse_line(); every line's arguments go through rules_parse_spec(),
+ * and a spec that parses is applied (cut, cut again, JSON, fix) to a rule
+ * set.  Each line is also quoted with sbuf_json_str() and must come back. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ctl_parse.h"
+#include "rules.h"
+#include "sbuf.h"
+#include "fuzz_util.h"
+
+static int blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* The end of the JSON string literal that starts at s[i] ('"'), or 0. */
+static size_t str_end(const char *s, size_t n, size_t i)
+{
+    for (size_t k = i + 1; k < n; k++) {
+        if (s[k] == '\\')
+            k++;
+        else if (s[k] == '"')
+            return k + 1;
+    }
+    return 0;
+}
+
+/* rules_json() output: exactly [{"from":F,"to":T},...] for r's pairs, in order. */
+static void check_rules_json(const rules *r)
+{
+    sbuf out = { 0 };
+    rules_json(r, &out);
+    FZ_CHECK(!out.oom, "out of memory");
+    FZ_CHECK(out.p && fz_json_valid(out.p, out.len), "RULES JSON invalid: %.300s",
+             out.p ? out.p : "(null)");
+    FZ_CHECK(!memchr(out.p, '\n', out.len), "RULES JSON is not one line");
+    const char *s = out.p;
+    size_t n = out.len, i = 0;
+    FZ_CHECK(s[i++] == '[', "no '['");
+    static uint8_t dec[2 * (RULES_MAX_NAME + 1)];
+    for (size_t k = 0; k < r->n; k++) {
+        if (k)
+            FZ_CHECK(s[i++] == ',', "no ',' before pair %zu", k);
+        FZ_CHECK(n - i > 8 && memcmp(s + i, "{\"from\":", 8) == 0, "pair %zu head", k);
+        i += 8;
+        size_t e = str_end(s, n, i);
+        FZ_CHECK(e, "pair %zu from", k);
+        long dl = fz_json_unquote(s + i, e - i, dec, sizeof dec);
+        FZ_CHECK(dl == (long)strlen(r->v[k].from) && !memcmp(dec, r->v[k].from, (size_t)dl),
+                 "pair %zu: from '%s' came back as %.*s", k, r->v[k].from, (int)(e - i), s + i);
+        i = e;
+        FZ_CHECK(n - i > 6 && memcmp(s + i, ",\"to\":", 6) == 0, "pair %zu to", k);
+        i += 6;
+        e = str_end(s, n, i);
+        FZ_CHECK(e, "pair %zu to", k);
+        dl = fz_json_unquote(s + i, e - i, dec, sizeof dec);
+        FZ_CHECK(dl == (long)strlen(r->v[k].to) && !memcmp(dec, r->v[k].to, (size_t)dl),
+                 "pair %zu: to '%s' came back as %.*s", k, r->v[k].to, (int)(e - i), s + i);
+        i = e;
+        FZ_CHECK(i < n && s[i++] == '}', "pair %zu end", k);
+    }
+    FZ_CHECK(i + 1 == n && s[i] == ']', "trailing bytes after %zu pairs", r->n);
+    sbuf_free(&out);
+}
+
+static void check_spec(const char *args, size_t len)
+{
+    static rules_spec spec;
+    char err[256];
+    memset(err, 0x55, sizeof err);
+    int rc = rules_parse_spec(args, len, &spec, err, sizeof err);
+    FZ_CHECK(rc == 0 || rc == -1, "rc %d", rc);
+    if (rc < 0) {
+        FZ_CHECK(memchr(err, 0, sizeof err) && err[0], "no error message");
+        return;
+    }
+    FZ_CHECK(spec.nislands >= 2 && spec.nnames >= 2 && spec.nnames <= RULES_MAX_SPEC_NAMES,
+             "%d islands, %d names", spec.nislands, spec.nnames);
+    FZ_CHECK(!spec.oneway || spec.nislands == 2, "one-way spec with %d islands", spec.nislands);
+    size_t count[RULES_MAX_SPEC_NAMES] = { 0 };
+    for (int a = 0; a < spec.nnames; a++) {
+        const char *x = spec.names[a];
+        size_t xl = strnlen(x, RULES_MAX_NAME + 1);
+        FZ_CHECK(xl <= RULES_MAX_NAME && rules_valid_name(x, xl), "name %d invalid", a);
+        FZ_CHECK(memmem(args, len, x, xl), "name '%s' is not in the arguments", x);
+        FZ_CHECK(spec.island_of[a] >= 0 && spec.island_of[a] < spec.nislands,
+                 "island %d", spec.island_of[a]);
+        FZ_CHECK(a == 0 || spec.island_of[a] >= spec.island_of[a - 1], "islands out of order");
+        FZ_CHECK(rules_name_match(x, x), "'%s' does not match itself", x);
+        count[spec.island_of[a]]++;
+        for (int b = 0; b < a; b++)
+            FZ_CHECK(strcmp(x, spec.names[b]) != 0, "'%s' named twice", x);
+    }
+    size_t pairs = 0, total = (size_t)spec.nnames;
+    for (int k = 0; k < spec.nislands; k++) {
+        FZ_CHECK(count[k] > 0, "island %d is empty", k);
+        pairs += count[k] * (total - count[k]);
+    }
+    if (spec.oneway)
+        pairs = count[0] * count[1];
+
+    rules r;
+    rules_init(&r);
+    check_rules_json(&r);
+    int changed = rules_apply(&r, &spec, 1);
+    if (pairs > RULES_MAX) {
+        FZ_CHECK(changed == -2 && r.n == 0, "cut of %zu pairs past RULES_MAX gave %d, %zu rules",
+                 pairs, changed, r.n);
+        rules_free(&r);
+        return;
+    }
+    FZ_CHECK(changed >= 0 && (size_t)changed == pairs && r.n == pairs,
+             "cut changed %d, %zu rules, want %zu", changed, r.n, pairs);
+    FZ_CHECK(rules_apply(&r, &spec, 1) == 0, "cut twice changed something");
+    /* a few of the pairs are blocked, in the direction the spec says */
+    for (int a = 0, seen = 0; a < spec.nnames && seen < 64; a++)
+        for (int b = 0; b < spec.nnames && seen < 64; b++) {
+            int ia = spec.island_of[a], ib = spec.island_of[b];
+            if (ia == ib || (spec.oneway && ia != 0))
+                continue;
+            FZ_CHECK(rules_blocked(&r, spec.names[a], spec.names[b]), "%s -> %s not blocked",
+                     spec.names[a], spec.names[b]);
+            seen++;
+        }
+    check_rules_json(&r);
+    changed = rules_apply(&r, &spec, 0);
+    FZ_CHECK(changed >= 0 && (size_t)changed == pairs && r.n == 0,
+             "fix changed %d, %zu rules left, want %zu changed and none left", changed, r.n,
+             pairs);
+    check_rules_json(&r);
+    rules_free(&r);
+}
+
+static void check_quote(const char *line, size_t len)
+{
+    sbuf out = { 0 };
+    sbuf_json_str(&out, line, len);
+    FZ_CHECK(!out.oom && out.p, "out of memory");
+    FZ_CHECK(fz_json_valid(out.p, out.len), "quoted line is not valid JSON: %.300s", out.p);
+    FZ_CHECK(!memchr(out.p, '\n', out.len), "quoted line has a newline");
+    uint8_t *dec = malloc(len + 1);
+    long dl = fz_json_unquote(out.p, out.len, dec, len + 1);
+    FZ_CHECK(dl == (long)len && memcmp(dec, line, len) == 0, "quoting lost bytes");
+    free(dec);
+    sbuf_free(&out);
+}
+
+static void check_line(const char *line, size_t len)
+{
+    ctl_line cl;
+    ctl_parse_line(line, len, &cl);
+    FZ_CHECK(cl.cmd >= CTL_EMPTY && cl.cmd <= CTL_UNKNOWN, "cmd %d", (int)cl.cmd);
+    FZ_CHECK(memchr(cl.word, 0, sizeof cl.word), "word not terminated");
+    FZ_CHECK(cl.args >= line && cl.args <= line + len &&
+             cl.argslen <= (size_t)(line + len - cl.args), "args outside the line");
+    if (cl.argslen)
+        FZ_CHECK(!blank(cl.args[0]) && !blank(cl.args[cl.argslen - 1]), "args not trimmed");
+    int all_blank = 1;
+    for (size_t i = 0; i < len; i++)
+        if (!blank(line[i]))
+            all_blank = 0;
+    FZ_CHECK((cl.cmd == CTL_EMPTY) == all_blank, "cmd %d for a line that is%s blank",
+             (int)cl.cmd, all_blank ? "" : " not");
+    if (cl.cmd != CTL_EMPTY && cl.cmd != CTL_UNKNOWN)
+        FZ_CHECK(strcasecmp(cl.word, ctl_cmd_name(cl.cmd)) == 0, "word '%s' gave %s", cl.word,
+                 ctl_cmd_name(cl.cmd));
+    if (cl.cmd == CTL_UNKNOWN)
+        FZ_CHECK(strcmp(ctl_cmd_name(cl.cmd), "UNKNOWN") == 0, "name of UNKNOWN");
+    /* the word is the line's first token, truncated */
+    size_t w0 = 0;
+    while (w0 < len && blank(line[w0]))
+        w0++;
+    size_t wl = strlen(cl.word);
+    FZ_CHECK(wl <= len - w0 && memcmp(cl.word, line + w0, wl) == 0, "word is not the first token");
+
+    check_spec(cl.args, cl.argslen);
+    check_quote(line, len);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint8_t *buf = fz_dup(data, size);
+    const char *p = (const char *)buf;
+    size_t left = size;
+    for (;;) {
+        size_t consumed = (size_t)-1;
+        long n = ctl_next_line(p, left, &consumed);
+        if (n < 0) {
+            FZ_CHECK(!memchr(p, '\n', left), "a line was not found");
+            FZ_CHECK(consumed == (size_t)-1, "consumed set without a line");
+            /* the unterminated tail, as if the client had closed */
+            check_line(p, left);
+            break;
+        }
+        FZ_CHECK(consumed >= 1 && consumed <= left && p[consumed - 1] == '\n',
+                 "consumed %zu of %zu", consumed, left);
+        FZ_CHECK(!memchr(p, '\n', consumed - 1), "line ends after a newline");
+        size_t ln = (size_t)n;
+        FZ_CHECK(ln == consumed - 1 || (ln == consumed - 2 && p[ln] == '\r'),
+                 "line of %zu for %zu consumed", ln, consumed);
+        if (ln > 0 && ln == consumed - 1)
+            FZ_CHECK(p[ln - 1] != '\r', "CRLF not stripped");
+        check_line(p, ln);
+        p += consumed;
+        left -= consumed;
+    }
+    free(buf);
+    return 0;
+}
