@@ -2,6 +2,7 @@
 #include "benchutil.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -53,6 +54,7 @@ void bu_sleep_ms(int ms)
 static volatile pid_t tracked[MAX_TRACKED];
 static char children_path[64];
 static char logdir[128];
+static char remove_path[512];   /* bu_remove_on_signal */
 
 const char *bu_logdir_create(void)
 {
@@ -121,7 +123,7 @@ void bu_untrack(pid_t pid)
 
 /* Pids listed in /proc/self/task/<tid>/children; only read(2) and plain
  * parsing, so that the signal handler may use it.  Count, or -1. */
-static int read_children(pid_t *out, int max)
+int bu_children(pid_t *out, int max)
 {
     if (!children_path[0])
         return -1;
@@ -159,13 +161,13 @@ static int read_children(pid_t *out, int max)
 int bu_count_children(void)
 {
     pid_t p[1024];
-    return read_children(p, 1024);
+    return bu_children(p, 1024);
 }
 
 static void on_signal(int sig)
 {
     pid_t kids[1024];
-    int n = read_children(kids, 1024);
+    int n = bu_children(kids, 1024);
     for (int i = 0; i < n; i++)
         kill(kids[i], SIGKILL);
     for (int i = 0; i < MAX_TRACKED; i++)
@@ -177,12 +179,21 @@ static void on_signal(int sig)
         if (tracked[i] > 0)
             while (waitpid(tracked[i], NULL, 0) < 0 && errno == EINTR) {}
     logdir_wipe();
-    static const char msg[] = "\nepx-bench: interrupted; every process it started is killed and reaped\n";
-    if (write(2, msg, sizeof msg - 1) < 0) {
+    if (remove_path[0])
+        unlink(remove_path);
+    static const char msg[] = ": interrupted; every process it started is killed and reaped\n";
+    if (write(2, "\n", 1) < 0 ||
+        write(2, program_invocation_short_name, strlen(program_invocation_short_name)) < 0 ||
+        write(2, msg, sizeof msg - 1) < 0) {
         /* nothing to do */
     }
     signal(sig, SIG_DFL);
     raise(sig);   /* delivered when the handler returns: die of it */
+}
+
+void bu_remove_on_signal(const char *path)
+{
+    snprintf(remove_path, sizeof remove_path, "%s", path);
 }
 
 void bu_install_signals(void)
@@ -528,4 +539,20 @@ void bu_table(const bu_row *rows, int nrows, char *out, size_t outlen)
     if (used >= outlen && outlen > 0)
         out[outlen - 1] = 0;
     free(cells);
+}
+
+int bu_proc_fd_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
 }

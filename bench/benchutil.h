@@ -1,4 +1,4 @@
-/* Helpers of `make bench`: clocks, the processes the bench starts itself
+/* Helpers of `make bench` (and `make soak`): clocks, the processes the bench starts itself
  * (OTP's epmd), /proc figures of a process, and the series of measurements
  * that end up in the report's table. */
 #ifndef BENCHUTIL_H
@@ -27,6 +27,10 @@ void bu_install_signals(void);
 /* Children of this process that are still there (from /proc), -1 if that
  * cannot be read. */
 int bu_count_children(void);
+/* The same, listed: up to max pids in out; their count, or -1. */
+int bu_children(pid_t *out, int max);
+/* A file the signal handler removes too (a journal of the run). */
+void bu_remove_on_signal(const char *path);
 
 /* A private directory for every log of the run (nodes, daemons, epmd):
  * created here; a signal empties and removes it (bu_install_signals), and
@@ -59,6 +63,8 @@ void bu_epmd_stop(bu_epmd *e);
 double bu_proc_cpu_s(pid_t pid);
 /* A "Vm...:" field of /proc/pid/status in KiB ("VmRSS", "VmHWM"), -1. */
 long bu_proc_status_kib(pid_t pid, const char *field);
+/* Open fds of pid, -1 on error. */
+int bu_proc_fd_count(pid_t pid);
 
 /* ---- series and the table -------------------------------------------- */
 

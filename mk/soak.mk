@@ -12,7 +12,8 @@
 SOAK_SECONDS ?= 180
 SOAK_EPMDPXY ?= $(B)/epmdpxy
 SOAK_SRCS    := $(wildcard soak/*.c)
-SOAK_OBJS    := $(SOAK_SRCS:%.c=$(B)/%.o)
+# bench/benchutil.c: process tracking, signal clean-up and /proc figures
+SOAK_OBJS    := $(SOAK_SRCS:%.c=$(B)/%.o) $(B)/bench/benchutil.o
 SOAK_BEAMS   := $(patsubst soak/%.erl,$(B)/soak/%.beam,$(wildcard soak/*.erl))
 SOAK_TOP     := $(firstword $(MAKEFILE_LIST))
 

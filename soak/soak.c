@@ -65,6 +65,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench/benchutil.h"
+#include "clock.h"
 #include "epx_ctl.h"
 #include "epx_fixture.h"
 
@@ -117,21 +119,6 @@ static phase phases[NPH] = {
 /* ---- small things -------------------------------------------------------- */
 
 static long long t_start;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long long ms)
-{
-    if (ms <= 0)
-        return;
-    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
-}
 
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
@@ -217,128 +204,19 @@ static struct close_kind {
 static int nopened[NPH];
 static unsigned long long events_seq;      /* last daemon event journaled */
 
-static long long real_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 __attribute__((format(printf, 1, 2))) static void jlog(const char *fmt, ...)
 {
     if (!journal)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(journal, "%lld driver ", real_us());
+    fprintf(journal, "%lld driver ", bu_real_us());
     vfprintf(journal, fmt, ap);
     fputc('\n', journal);
     va_end(ap);
 }
 
-/* ---- processes: nothing may outlive us ----------------------------------- */
-
-static char children_path[64];
-
-/* Our children, from /proc (read(2) only: the signal handler uses it). */
-static int read_children(pid_t *out, int max)
-{
-    int fd = open(children_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    static char buf[8192];
-    size_t len = 0;
-    for (;;) {
-        ssize_t k = read(fd, buf + len, sizeof buf - 1 - len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        len += (size_t)k;
-        if (len >= sizeof buf - 1)
-            break;
-    }
-    close(fd);
-    int n = 0;
-    long cur = -1;
-    for (size_t i = 0; i <= len; i++) {
-        char ch = i < len ? buf[i] : ' ';
-        if (ch >= '0' && ch <= '9')
-            cur = (cur < 0 ? 0 : cur * 10) + (ch - '0');
-        else if (cur >= 0) {
-            if (n < max)
-                out[n++] = (pid_t)cur;
-            cur = -1;
-        }
-    }
-    return n;
-}
-
-static void on_signal(int sig)
-{
-    pid_t kids[256];
-    int n = read_children(kids, 256);
-    for (int i = 0; i < n; i++)
-        kill(kids[i], SIGKILL);
-    for (int i = 0; i < n; i++)
-        while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR) {}
-    if (journal_path[0])
-        unlink(journal_path);
-    static const char msg[] = "\nepx-soak: interrupted; every process it started is killed and reaped\n";
-    if (write(2, msg, sizeof msg - 1) < 0) {
-        /* nothing to do */
-    }
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void install_signals(void)
-{
-    snprintf(children_path, sizeof children_path, "/proc/self/task/%d/children", (int)getpid());
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigfillset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
-
 /* ---- the daemon's resources ---------------------------------------------- */
-
-static int fd_count(int pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-static long rss_kib(int pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long v = -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) {
-            v = strtol(line + 6, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
 
 static int dpid;                        /* the daemon */
 static int peak_fd;
@@ -347,8 +225,8 @@ static long peak_rss;
 /* The daemon's fds and RSS now, for the peaks in the report. */
 static void sample_daemon(void)
 {
-    int f = fd_count(dpid);
-    long r = rss_kib(dpid);
+    int f = bu_proc_fd_count(dpid);
+    long r = bu_proc_status_kib(dpid, "VmRSS");
     if (f > peak_fd)
         peak_fd = f;
     if (r > peak_rss)
@@ -961,8 +839,8 @@ static int barrier(phase *ph, int next, const phase *nph)
     journal_events();
     ph->barrier_ok = 1;
     ph->barrier_ms = now_ms() - t0;
-    ph->fd_after = fd_count(dpid);
-    ph->rss_after = rss_kib(dpid);
+    ph->fd_after = bu_proc_fd_count(dpid);
+    ph->rss_after = bu_proc_status_kib(dpid, "VmRSS");
     sample_daemon();
     return 0;
 }
@@ -1371,7 +1249,7 @@ int main(int argc, char **argv)
             return 2;
         }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    install_signals();
+    bu_install_signals();
     nn = cfg.n;
 
     say("epx-soak: %d nodes, %d s of cuts (SOAK_SECONDS), SOAK_SEED=%llu, payloads 1 B..%d B, "
@@ -1403,9 +1281,10 @@ int main(int argc, char **argv)
         snprintf(journal_path, sizeof journal_path, "%s/epx-soak.%d.journal",
                  tmp && *tmp ? tmp : "/tmp", (int)getpid());
         journal = fopen(journal_path, "w");
+        bu_remove_on_signal(journal_path);
         char status[4096];
         long long up_ms = -1;
-        long long r0 = real_us();
+        long long r0 = bu_real_us();
         if (epx_fixture_control(cl, "STATUS", status, sizeof status) == 0) {
             const char *u = strstr(status, "\"uptime_ms\":");
             if (u)
@@ -1421,7 +1300,7 @@ int main(int argc, char **argv)
     long long deadline = now_ms() + cfg.timeout_s * 1000LL;
     while (now_ms() < deadline) {
         nl = links(&up);
-        int f = fd_count(dpid);
+        int f = bu_proc_fd_count(dpid);
         if (nl == want_links && up == want_links && f > 0 && f == base_fd)
             steady++;
         else
@@ -1431,7 +1310,7 @@ int main(int argc, char **argv)
             break;
         nap_ms(250);
     }
-    base_rss = rss_kib(dpid);
+    base_rss = bu_proc_status_kib(dpid, "VmRSS");
     if (steady < 4) {
         fprintf(stderr, "epx-soak: no steady mesh within %d s (%d links, %d up, %d fds)\n",
                 cfg.timeout_s, nl, up, base_fd);
@@ -1506,8 +1385,8 @@ int main(int argc, char **argv)
     long long t_res = now_ms();
     deadline = t_res + cfg.timeout_s * 1000LL;
     for (;;) {
-        end_fd = fd_count(dpid);
-        end_rss = rss_kib(dpid);
+        end_fd = bu_proc_fd_count(dpid);
+        end_rss = bu_proc_status_kib(dpid, "VmRSS");
         if (end_fd == base_fd && end_rss >= 0 && end_rss <= base_rss + cfg.rss_slack_kib)
             break;
         if (now_ms() >= deadline)
@@ -1540,7 +1419,7 @@ int main(int argc, char **argv)
     epx_fixture_stop_cluster(cl);
     cl = NULL;
     pid_t kids[256];
-    int nk = read_children(kids, 256);
+    int nk = bu_children(kids, 256);
     if (nk != 0) {
         failure("%d processes this run started are still there after stop_cluster", nk);
         for (int i = 0; i < nk; i++)
