@@ -23,8 +23,19 @@ typedef struct entry {
     long long paused_until;   /* loop_pause: 0 = not paused */
 } entry;
 
+struct loop_timer {
+    long long when;
+    unsigned long long seq;   /* ties fire in the order they were added */
+    int idx;                  /* position in the heap */
+    loop_timer_fn *fn;
+    void *ctx;
+};
+
 struct loop {
     int epfd;
+    loop_timer **heap;        /* min-heap on (when, seq) */
+    int ntimers, captimers;
+    unsigned long long tseq;
     entry *ent;               /* indexed by fd */
     int nent;
     int count;
@@ -58,6 +69,9 @@ void loop_free(loop *l)
     if (!l)
         return;
     close(l->epfd);
+    for (int i = 0; i < l->ntimers; i++)
+        free(l->heap[i]);
+    free(l->heap);
     free(l->ent);
     free(l->evs);
     free(l);
@@ -170,6 +184,123 @@ int loop_count(const loop *l)
     return l->count;
 }
 
+static int timer_before(const loop_timer *a, const loop_timer *b)
+{
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void heap_set(loop *l, int i, loop_timer *t)
+{
+    l->heap[i] = t;
+    t->idx = i;
+}
+
+/* Restore the heap order around position i (after an insert or removal). */
+static void heap_fix(loop *l, int i)
+{
+    loop_timer *t = l->heap[i];
+    while (i > 0 && timer_before(t, l->heap[(i - 1) / 2])) {
+        heap_set(l, i, l->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= l->ntimers)
+            break;
+        if (c + 1 < l->ntimers && timer_before(l->heap[c + 1], l->heap[c]))
+            c++;
+        if (!timer_before(l->heap[c], t))
+            break;
+        heap_set(l, i, l->heap[c]);
+        i = c;
+    }
+    heap_set(l, i, t);
+}
+
+loop_timer *loop_timer_at(loop *l, long long when_ms, loop_timer_fn *fn, void *ctx)
+{
+    if (l->ntimers == l->captimers) {
+        int n = l->captimers ? 2 * l->captimers : 16;
+        loop_timer **h = realloc(l->heap, (size_t)n * sizeof *h);
+        if (!h)
+            return NULL;
+        l->heap = h;
+        l->captimers = n;
+    }
+    loop_timer *t = malloc(sizeof *t);
+    if (!t)
+        return NULL;
+    *t = (loop_timer){ .when = when_ms, .seq = ++l->tseq, .fn = fn, .ctx = ctx };
+    l->heap[l->ntimers++] = t;
+    heap_fix(l, l->ntimers - 1);
+    return t;
+}
+
+loop_timer *loop_timer_in(loop *l, long long ms, loop_timer_fn *fn, void *ctx)
+{
+    return loop_timer_at(l, loop_now_ms() + ms, fn, ctx);
+}
+
+/* Take t out of the heap (it stays allocated). */
+static void heap_remove(loop *l, loop_timer *t)
+{
+    int i = t->idx;
+    loop_timer *last = l->heap[--l->ntimers];
+    if (last != t) {
+        heap_set(l, i, last);
+        heap_fix(l, i);
+    }
+    t->idx = -1;
+}
+
+void loop_timer_del(loop *l, loop_timer *t)
+{
+    if (!t || t->idx < 0)
+        return;
+    heap_remove(l, t);
+    free(t);
+}
+
+long long loop_timer_when(const loop_timer *t)
+{
+    return t->when;
+}
+
+int loop_timer_count(const loop *l)
+{
+    return l->ntimers;
+}
+
+/* Fire every timer due by now.  A timer added by a callback for a time
+ * already past fires in the next round, so a callback cannot starve file
+ * events.  The handle is marked gone (idx -1) while its callback runs, so
+ * loop_timer_del on it from inside the callback does nothing. */
+static void run_timers(loop *l)
+{
+    long long now = loop_now_ms();
+    unsigned long long last = l->tseq;
+    while (l->ntimers > 0 && l->heap[0]->when <= now && l->heap[0]->seq <= last) {
+        loop_timer *t = l->heap[0];
+        heap_remove(l, t);
+        loop_timer_fn *fn = t->fn;
+        void *ctx = t->ctx;
+        free(t);
+        fn(ctx);
+    }
+}
+
+/* Shorten *timeout_ms to the next timer. */
+static void timer_timeout(loop *l, int *timeout_ms)
+{
+    if (!l->ntimers)
+        return;
+    long long wait = l->heap[0]->when - loop_now_ms();
+    if (wait < 0)
+        wait = 0;
+    if (*timeout_ms < 0 || wait < *timeout_ms)
+        *timeout_ms = (int)wait;
+}
+
 /* Resume the fds whose pause is over; shorten *timeout_ms to the next end. */
 static void resume_paused(loop *l, int *timeout_ms)
 {
@@ -194,6 +325,7 @@ int loop_run_once(loop *l, int timeout_ms)
 {
     if (l->npaused)
         resume_paused(l, &timeout_ms);
+    timer_timeout(l, &timeout_ms);
     int want = l->count < 64 ? 64 : l->count > 4096 ? 4096 : l->count;
     if (want > l->capevs) {
         struct epoll_event *evs = realloc(l->evs, (size_t)want * sizeof *evs);
@@ -203,8 +335,11 @@ int loop_run_once(loop *l, int timeout_ms)
         l->capevs = want;
     }
     int r = epoll_wait(l->epfd, l->evs, l->capevs, timeout_ms);
-    if (r < 0)
-        return errno == EINTR ? 0 : -1;
+    if (r < 0) {
+        if (errno != EINTR)
+            return -1;
+        r = 0;
+    }
     for (int i = 0; i < r; i++) {
         int fd = (int)(uint32_t)l->evs[i].data.u64;
         unsigned gen = (unsigned)(l->evs[i].data.u64 >> 32);
@@ -218,5 +353,6 @@ int loop_run_once(loop *l, int timeout_ms)
         if (rev)
             e->fn(e->ctx, fd, rev);
     }
+    run_timers(l);
     return r;
 }
