@@ -315,7 +315,15 @@ static void cconn_update(cconn *k)
     loop_mod(k->ctl->x->loop, k->fd, ev);
 }
 
-/* Write what is pending.  -1 if the connection was closed. */
+/* Is a complete command line waiting (left for want of output room)? */
+static int cconn_has_line(const cconn *k)
+{
+    return k->in.len && memchr(k->in.p, '\n', k->in.len);
+}
+
+/* Write what is pending; close once nothing is left to say: after QUIT, or
+ * after the client's EOF once every complete line it sent is answered.
+ * -1 if the connection was closed. */
 static int cconn_flush(cconn *k)
 {
     while (k->out.len) {
@@ -330,7 +338,7 @@ static int cconn_flush(cconn *k)
         }
         sbuf_consume(&k->out, (size_t)n);
     }
-    if (!k->out.len && (k->closing || k->eof)) {
+    if (!k->out.len && (k->closing || (k->eof && !cconn_has_line(k)))) {
         cconn_close(k);
         return -1;
     }
@@ -381,9 +389,15 @@ static void cconn_event(void *ctx, int fd, short rev)
             }
         }
     }
-    cconn_lines(k);
-    if (cconn_flush(k) < 0)
-        return;
+    for (;;) {
+        cconn_lines(k);
+        if (cconn_flush(k) < 0)
+            return;
+        /* the output drained while lines wait: after an EOF no read will
+         * come to run them, so run them now */
+        if (k->out.len || k->closing || !cconn_has_line(k))
+            break;
+    }
     cconn_update(k);
 }
 

@@ -310,6 +310,55 @@ START_TEST(json_escaping)
 }
 END_TEST
 
+/* `printf ... | nc -N`: the client sends its commands and half-closes at
+ * once.  Every complete line must be answered before the close, even when
+ * the replies are far more than the daemon buffers at a time. */
+START_TEST(pipelined_after_half_close)
+{
+    fn_ctl c;
+    ck_assert(fn_ctl_open(&c, D.control_port) == 0);
+    /* Fill the event ring (~60 bytes an event) so EVENTS is ~60 KB. */
+    enum { TOGGLES = 600 };
+    static char fill[TOGGLES * 22];
+    size_t o = 0;
+    for (int i = 0; i < TOGGLES; i++)
+        o += (size_t)snprintf(fill + o, sizeof fill - o, "MODE reset\nMODE hold\n");
+    ck_assert(fn_ctl_send(&c, fill, o) == 0);
+    for (int i = 0; i < 2 * TOGGLES; i++) {
+        char *l = fn_ctl_line(&c, 10000);
+        ck_assert_msg(l && strncmp(l, "OK ", 3) == 0, "MODE %d: %s", i, l ? l : fn_err());
+    }
+    /* 60 replies of ~60 KB, then PING: several MiB, past the daemon's
+     * output high-water mark, queued before the daemon sees the EOF. */
+    enum { N = 60 };
+    static char cmds[N * 7 + 6];
+    o = 0;
+    for (int i = 0; i < N; i++)
+        o += (size_t)snprintf(cmds + o, sizeof cmds - o, "EVENTS\n");
+    o += (size_t)snprintf(cmds + o, sizeof cmds - o, "PING\n");
+    ck_assert(fn_ctl_send(&c, cmds, o) == 0);
+    ck_assert(shutdown(c.fd, SHUT_WR) == 0);
+    size_t total = 0;
+    for (int i = 0; i < N; i++) {
+        char *l = fn_ctl_line(&c, 10000);
+        ck_assert_msg(l != NULL, "reply %d of %d missing after a half-close: %s", i + 1, N + 1,
+                      fn_err());
+        ck_assert_msg(strncmp(l, "OK [{", 5) == 0, "EVENTS reply %d: %.80s", i, l);
+        total += strlen(l);
+    }
+    ck_assert_msg(total > 2 * 1024 * 1024, "only %zu bytes of EVENTS: too few to test", total);
+    char *l = fn_ctl_line(&c, 10000);
+    ck_assert_msg(l && strcmp(l, "OK PONG") == 0, "PING after %d EVENTS and a half-close: %s", N,
+                  l ? l : fn_err());
+    size_t more = 0;
+    ck_assert_msg(fn_wait_eof(c.fd, 10000, &more, NULL) == 1,
+                  "the connection stayed open after every line was answered");
+    ck_assert_msg(more == 0 && fn_ctl_buffered(&c) == 0, "bytes after the last reply");
+    fn_ctl_close(&c);
+    ASSERT_ALIVE();
+}
+END_TEST
+
 START_TEST(quit_closes)
 {
     fn_ctl c;
@@ -371,6 +420,7 @@ Suite *control_suite(void)
         { "json_escaping", json_escaping, 40 },
         { "quit_closes", quit_closes, 30 },
         { "shutdown_exits_0", shutdown_exits_0, 40 },
+        { "pipelined_after_half_close", pipelined_after_half_close, 60 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
