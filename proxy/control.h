@@ -4,7 +4,23 @@
 
 #include "epx.h"
 
+#include "ctl_parse.h"
+#include "sbuf.h"
+
 typedef struct control control;
+
+/* What the transport does after control_exec. */
+typedef enum {
+    CONTROL_NO_REPLY,   /* a blank line: nothing to send */
+    CONTROL_REPLY,      /* send the reply, go on */
+    CONTROL_CLOSE,      /* send the reply, then close (QUIT, SHUTDOWN) */
+} control_result;
+
+/* Run one parsed command against the daemon and append its reply line
+ * ("OK ..." or "ERR ...", no newline) to out.  Independent of any socket,
+ * so that every transport runs the same commands.  A refused command
+ * (ERR) changes nothing. */
+control_result control_exec(epx *x, const ctl_line *cl, sbuf *out);
 
 control *control_new(epx *x);
 /* Listen on addr:port (0 = any; later calls reuse the first port).  0, or
