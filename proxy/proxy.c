@@ -381,7 +381,7 @@ static void read_name(plink *l)
     events_add(&x->ev, loop_now_ms(), "link_opened", "\"link\":%lu,\"from\":%s,\"to\":%s",
                l->id, events_q(l->from), events_q(l->to));
     if (link_eval(l)) {
-        if (x->mode == EPX_MODE_RESET) {
+        if (x->mode == EPXD_MODE_RESET) {
             link_close(l, "daemon", "blocked (reset mode)", 1);
             return;
         }
@@ -515,7 +515,7 @@ void proxy_rules_changed(proxy *p)
             continue;
         }
         int blocked = link_eval(l);
-        if (blocked && x->mode == EPX_MODE_RESET) {
+        if (blocked && x->mode == EPXD_MODE_RESET) {
             link_close(l, "daemon", "blocked (reset mode)", 1);
         } else if (l->state == LINK_PENDING) {
             if (!l->h[0].held)

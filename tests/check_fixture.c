@@ -37,6 +37,11 @@
 
 #include "epx_check.h"
 #include "testutil.h"
+/* The daemon's own header, in the same file as the library's: their names
+ * must not collide (the daemon's modes were once EPX_MODE_* in both). */
+#include "epx.h"
+_Static_assert(EPX_MODE_HOLD == (int)EPXD_MODE_HOLD && EPX_MODE_RESET == (int)EPXD_MODE_RESET,
+               "the library's modes are the daemon's");
 
 #define MARK_VAR    "EPX_FIXTURE_SUITE_MARK"
 #define MAX_TRACKED 1024
