@@ -67,6 +67,7 @@ static struct shared {
     tracked t[MAX_TRACKED];
     pid_t checked_daemon;       /* daemon of the first checked-fixture test */
     unsigned long long checked_daemon_start;
+    int checked_dirty;          /* that test left a rule in its cluster */
 } *sh, sh_local;
 
 /* State and start time of a process; -1 if there is none. */
@@ -1045,6 +1046,7 @@ START_TEST(checked_split)
     ck_assert_epx_sees(c, "n1", "n3");
     /* leave a rule behind: the next test must not see it */
     ck_assert_epx_ok(epx_fixture_isolate(c, "n2"));
+    sh->checked_dirty = 1;
 }
 END_TEST
 
@@ -1055,13 +1057,16 @@ START_TEST(checked_fresh)
     track_cluster(c);
     pid_t d = epx_fixture_daemon_pid(c);
     ck_assert_int_gt(d, 0);
-    if (sh->checked_daemon > 0) {
-        /* another daemon (the same pid would have to be a reused one) */
-        ck_assert(d != sh->checked_daemon || pid_start(d) != sh->checked_daemon_start);
-        ck_assert_msg(TU_WAIT_UNTIL(!proc_live(sh->checked_daemon, sh->checked_daemon_start),
-                                    10000),
-                      "the previous test's daemon %d still runs", (int)sh->checked_daemon);
-    }
+    /* Without the test before (it runs first in this TCase) there is
+     * nothing to be fresh from: that is a failure, not a pass. */
+    ck_assert_msg(sh->checked_daemon > 0 && sh->checked_dirty,
+                  "checked_split did not run to its end before this test, so there is no "
+                  "earlier cluster to tell this one apart from");
+    /* another daemon (the same pid would have to be a reused one) */
+    ck_assert(d != sh->checked_daemon || pid_start(d) != sh->checked_daemon_start);
+    ck_assert_msg(TU_WAIT_UNTIL(!proc_live(sh->checked_daemon, sh->checked_daemon_start), 10000),
+                  "the previous test's daemon %d still runs", (int)sh->checked_daemon);
+    /* the rule checked_split left is not in this cluster */
     assert_rules(c, "OK []");
     ck_assert_epx_connected(c, WAIT_MS);
     ck_assert_epx_sees(c, "n2", "n1");
@@ -1218,6 +1223,16 @@ END_TEST
 START_TEST(no_leftovers)
 {
     char desc[4096], desc2[4096];
+    /* A cluster of its own, so that the check below has something to find
+     * even when this test runs alone, and proof that the scan sees marked
+     * processes at all: while it runs, the daemon and both nodes carry the
+     * mark. */
+    epx_cluster *c = start(2, NULL);
+    int seen = marked_procs(sh->mark, desc, sizeof desc);
+    ck_assert_msg(seen >= 3, "the scan for marked processes found %d while a daemon and two "
+                  "nodes run: %s", seen, desc);
+    ck_assert_int_gt(sh->ntracked, 0);
+    stop(c);
     int clean = TU_WAIT_UNTIL(tracked_live(desc, sizeof desc) == 0 &&
                               marked_procs(sh->mark, desc2, sizeof desc2) == 0,
                               10000);
@@ -1616,7 +1631,8 @@ Suite *fixture_suite(void)
 
     /* last: the whole suite left nothing running */
     tc = tcase_create("no_leftovers");
-    tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, no_leftovers);
     suite_add_tcase(s, tc);
     return s;
