@@ -65,13 +65,18 @@ erlang-eunit: deps
 	$(ERL_TEST_ENV) erl -noshell -pa $(ERL_TEST_DIR) -eval \
 	  'case eunit:test([$(subst $(ERL_SPACE),$(ERL_COMMA),$(ERL_EUNIT))], [verbose]) of ok -> halt(0); _ -> halt(1) end.'
 
-# Suites run from $(B) (compiled there, not by ct_run in the source tree);
-# logs in $(B)/erlang/ct_logs/index.html.
+# Suites run from $(B) (compiled there, not by ct_run in the source tree),
+# in a VM that is not a node: ct_run would make it `ct@host' and start the
+# system's epmd on 4369; ct:run_test/1 is what ct_run runs.  Logs in
+# $(B)/erlang/ct_logs/index.html.
+ERL_CT_RUN := R = ct:run_test([{dir, "$(ERL_TEST_DIR)"}, {suite, [$(subst $(ERL_SPACE),$(ERL_COMMA),$(strip $(CT_SUITES)))]}, \
+                 {logdir, "$(B)/erlang/ct_logs"}, {auto_compile, false}]), \
+  io:format("~p~n", [R]), \
+  halt(case R of {_, 0, {_, 0}} -> 0; _ -> 1 end).
 erlang-ct: deps
 	@$(MAKE) --no-print-directory $(B)/epmdpxy erlang $(ERL_TEST_BEAMS)
 	@mkdir -p $(B)/erlang/ct_logs
-	$(ERL_TEST_ENV) ct_run -noshell -no_auto_compile -dir $(ERL_TEST_DIR) \
-	  -suite $(CT_SUITES) -logdir $(B)/erlang/ct_logs -pa $(abspath $(ERL_TEST_DIR))
+	$(ERL_TEST_ENV) erl -noshell -pa $(abspath $(ERL_TEST_DIR)) -eval '$(ERL_CT_RUN)'
 
 erlang-doc: $(ERL_APP)/doc/index.html
 $(ERL_APP)/doc/index.html: $(wildcard $(ERL_SRC)/src/*.erl) $(ERL_SRC)/doc/overview.edoc
