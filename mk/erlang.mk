@@ -1,4 +1,4 @@
-# The Erlang client: the OTP application `epmdpxy` (fixture/erlang/), its
+# The Erlang client: the OTP application `epmdpxy` (fixture/erlang/epmdpxy/), its
 # EUnit and Common Test suites and its edoc reference.  Included from the
 # top Makefile (`include mk/erlang.mk`); uses its B, PREFIX, BINDIR,
 # DESTDIR, VERSION, `deps` and $(B)/epmdpxy, and hooks itself into `all`,
@@ -10,7 +10,7 @@
 #   make erlang-doc     edoc into $(B)/erlang/lib/epmdpxy-<vsn>/doc
 #   make install        also puts it in $(PREFIX)/lib/erlang/lib/epmdpxy-<vsn>
 
-ERL_SRC      := fixture/erlang
+ERL_SRC      := fixture/erlang/epmdpxy
 ERL_COMMA    := ,
 ERL_EMPTY    :=
 ERL_SPACE    := $(ERL_EMPTY) $(ERL_EMPTY)
@@ -78,10 +78,12 @@ erlang-ct: deps
 	@mkdir -p $(B)/erlang/ct_logs
 	$(ERL_TEST_ENV) erl -noshell -pa $(abspath $(ERL_TEST_DIR)) -eval '$(ERL_CT_RUN)'
 
+ERL_EDOC := try edoc:application(epmdpxy, "$(ERL_SRC)", [{dir, "$(ERL_APP)/doc"}, {preprocess, true}]) of \
+  ok -> halt(0) catch C:E -> io:format("edoc: ~p:~p~n", [C, E]), halt(1) end.
 erlang-doc: $(ERL_APP)/doc/index.html
 $(ERL_APP)/doc/index.html: $(wildcard $(ERL_SRC)/src/*.erl) $(ERL_SRC)/doc/overview.edoc
 	@mkdir -p $(dir $@)
-	erl -noshell -eval 'edoc:application(epmdpxy, "$(ERL_SRC)", [{dir, "$(ERL_APP)/doc"}, {preprocess, true}]), halt().'
+	erl -noshell -eval '$(ERL_EDOC)'
 
 erlang-install: erlang erlang-doc
 	install -d $(DESTDIR)$(ERL_INSTDIR)/ebin $(DESTDIR)$(ERL_INSTDIR)/src $(DESTDIR)$(ERL_INSTDIR)/doc
