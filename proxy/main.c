@@ -131,6 +131,17 @@ static void add_addr_once(epx_config *cfg, const char *a)
         cfg->addrs[cfg->naddrs++] = a;
 }
 
+/* Open fds the loop does not watch (stdio, the epoll fd, the signal pipe's
+ * write end, the events file): with the loop's count, what is open. */
+static int count_fds_outside_loop(const loop *l)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n - loop_count(l);
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -385,17 +396,13 @@ int main(int argc, char **argv)
     log_msg(LOG_INFO, "listening: epmd port %d, control port %d", x.epmd_port, x.control_port);
 
 
-    long long next_tick = 0;
-    int wait = 0;
+    x.fds_outside_loop = count_fds_outside_loop(x.loop);
+
+    /* Every deadline is a loop timer.  proxy_tick is the last poller and
+     * goes when proxy.c has timers of its own; then the timeout is -1. */
     while (!x.stop) {
-        long long now = loop_now_ms();
-        if (now >= next_tick) {
-            wait = epmd_srv_tick(x.epmd, now);
-            proxy_tick(x.proxy, now);
-            next_tick = now + wait;
-        }
-        long long t = next_tick - loop_now_ms();
-        if (loop_run_once(x.loop, t < 0 ? 0 : (int)t) < 0) {
+        proxy_tick(x.proxy, loop_now_ms());
+        if (loop_run_once(x.loop, 1000) < 0) {
             log_msg(LOG_ERR, "poll: %s", strerror(errno));
             x.exit_code = 1;
             break;
