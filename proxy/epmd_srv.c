@@ -87,7 +87,7 @@ static void drop_registration(econn *c)
                events_q(n->name), n->port);
     proxy_node_down(x->proxy, n);
     registry_unregister(&x->reg, n);
-    n->reg_fd = -1;
+    /* n->reg_fd stays: epmd's DUMP shows an old entry with its last fd */
     c->node = NULL;
 }
 

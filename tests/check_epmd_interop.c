@@ -421,6 +421,69 @@ START_TEST(test_names_dump)
 }
 END_TEST
 
+/* ---- DUMP: an old entry keeps the fd it had -------------------------------------
+ * The fd numbers themselves differ between servers (masked above), but in
+ * each server an old/unused entry shows the fd its registration had, never
+ * -1: epmd keeps the number when it moves a node to the unused list. */
+static const es_step dump_fd_script[] = {
+    /* 0 */ { "register f1", V6("f1"), KEEP(1), .expect = OK6, OPEN },
+    /* 1 */ { "register f2", V6("f2"), KEEP(2), .expect = OK6, OPEN },
+    /* 2 */ { "DUMP: both active", "L 64",
+              .expect = NAMES_HDR DUMP_ACTIVE("f2") DUMP_ACTIVE("f1"), CLOSED },
+    /* 3 */ { "unregister f1", HALFCLOSE(1) },
+    /* 4 */ { "DUMP: f1 old", "L 64",
+              .expect = NAMES_HDR DUMP_ACTIVE("f2") DUMP_OLD("f1"), CLOSED },
+    /* 5 */ { "unregister f2", HALFCLOSE(2) },
+    /* 6 */ { "DUMP: both old", "L 64",
+              .expect = NAMES_HDR DUMP_OLD("f1") DUMP_OLD("f2"), CLOSED },
+};
+
+/* The fd number on the DUMP line of <name> in b, or -99999 if none. */
+static long dump_fd_of(const es_buf *b, const char *name)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "<%s>", name);
+    const char *at = memmem(b->b, b->n, tag, strlen(tag));
+    if (!at)
+        return -99999;
+    const char *end = (const char *)b->b + b->n;
+    const char *fd = memmem(at, (size_t)(end - at), "fd = ", 5);
+    if (!fd || fd + 5 >= end)
+        return -99999;
+    return strtol(fd + 5, NULL, 10);
+}
+
+START_TEST(test_dump_old_fd)
+{
+    start_both(STRICT);
+    es_play po, pu;
+    play_both(dump_fd_script, NSTEPS(dump_fd_script), &po, &pu);
+    const es_play *pl[2] = { &po, &pu };
+    char *rep = NULL;
+    int bad = 0;
+    for (int k = 0; k < (otp_only() ? 1 : 2); k++) {
+        const es_play *p = pl[k];
+        long f1 = dump_fd_of(&p->out[2].raw, "f1"), f2 = dump_fd_of(&p->out[2].raw, "f2");
+        long f1_old = dump_fd_of(&p->out[4].raw, "f1");
+        long f1_old2 = dump_fd_of(&p->out[6].raw, "f1"), f2_old = dump_fd_of(&p->out[6].raw, "f2");
+        fprintf(stderr, "dump_old_fd %-9s f1 fd %ld, then old %ld, %ld; f2 fd %ld, then old %ld\n",
+                p->srv->name, f1, f1_old, f1_old2, f2, f2_old);
+        if (f1 < 0 || f2 < 0 || f1_old != f1 || f1_old2 != f1 || f2_old != f2) {
+            es_appendf(&rep, "%s: f1 fd %ld then old %ld, %ld; f2 fd %ld then old %ld "
+                       "(an old entry keeps its fd)\n", p->srv->name, f1, f1_old, f1_old2,
+                       f2, f2_old);
+            bad++;
+        }
+    }
+    es_play_free(&po);
+    if (!otp_only())
+        es_play_free(&pu);
+    if (bad)
+        fail_report("DUMP fd of old entries", bad, rep);
+    free(rep);
+}
+END_TEST
+
 /* ---- KILL -------------------------------------------------------------------- */
 
 static const es_step kill_empty_script[] = {
@@ -1138,6 +1201,7 @@ Suite *epmd_interop_suite(void)
     TC(s, "lifetime", test_lifetime, 60);
     TC(s, "port2", test_port2, 60);
     TC(s, "names_dump", test_names_dump, 60);
+    TC(s, "dump_old_fd", test_dump_old_fd, 60);
     TC(s, "kill_empty", test_kill_empty, 60);
     TC(s, "kill_empty_relaxed", test_kill_empty_relaxed, 60);
     TC(s, "kill_live_strict", test_kill_live_strict, 60);
