@@ -98,26 +98,30 @@ static int parse_secs(const char *opt, const char *s, int *out)
     return 0;
 }
 
-static char addr_store[1024];
+static void add_addr_once(epx_config *cfg, const char *a);
 
-/* Add each address of a comma/space separated list. */
+/* Add each address of a comma/space separated list, once each.  The
+ * strings live in addr_store, each list after the previous one. */
 static int add_addrs(epx_config *cfg, const char *list)
 {
-    size_t used = strlen(addr_store) + 1;
-    if (used >= sizeof addr_store)
-        used = 0;
-    char *copy = addr_store + (used > 1 ? used : 0);
-    if (strlen(list) + 1 > sizeof addr_store - (size_t)(copy - addr_store)) {
+    static char addr_store[1024];
+    static size_t addr_used;
+    size_t n = strlen(list) + 1;
+    if (n > sizeof addr_store - addr_used) {
         fprintf(stderr, "epmdpxy: address list too long\n");
         return -1;
     }
-    strcpy(copy, list);
-    for (char *tok = strtok(copy, ", "); tok; tok = strtok(NULL, ", ")) {
+    char *copy = addr_store + addr_used;
+    memcpy(copy, list, n);
+    addr_used += n;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        /* room for the two loopback addresses added after */
         if (cfg->naddrs >= EPX_MAX_ADDRS - 2) {
             fprintf(stderr, "epmdpxy: too many addresses\n");
             return -1;
         }
-        cfg->addrs[cfg->naddrs++] = tok;
+        add_addr_once(cfg, tok);
     }
     return 0;
 }

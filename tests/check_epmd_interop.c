@@ -22,12 +22,15 @@
  * checks them against their expectations (to work on the scripts without
  * a daemon); it tests nothing of epmdpxy. */
 #include <check.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -481,6 +484,47 @@ START_TEST(test_dump_old_fd)
     if (bad)
         fail_report("DUMP fd of old entries", bad, rep);
     free(rep);
+}
+END_TEST
+
+/* ---- start-up: stdout as epmd's, listen addresses -------------------------------- */
+
+/* 1 if a NAMES request to addr:port gets the port word back. */
+static int names_at(const char *addr, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, addr, &sa.sin_addr);
+    struct timeval tv = { 5, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    uint8_t rep[4];
+    int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+             tu_write_all(fd, "\0\1n", 3) == 0 && tu_read_exact(fd, rep, 4, 5000) == 0 &&
+             ((uint32_t)rep[0] << 24 | (uint32_t)rep[1] << 16 | (uint32_t)rep[2] << 8 |
+              rep[3]) == (uint32_t)port;
+    close(fd);
+    return ok;
+}
+
+/* Every --bind and every -address entry is listened on (they used to
+ * overwrite each other, so two binds of one address failed the start). */
+START_TEST(test_bind_repeated)
+{
+    if (otp_only())
+        return;
+    static const char *const opts[] = { "--bind", "127.0.0.2", "--bind", "127.0.0.3",
+                                        "--bind", "127.0.0.4", "-address", "127.0.0.5,127.0.0.6",
+                                        "--bind", "127.0.0.3", NULL };
+    ck_assert_msg(es_ours_start(&ours, opts) == 0, "epmdpxy --bind x3 -address a,b did not "
+                  "start (log %s)", ours.d.log);
+    static const char *const addrs[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4",
+                                         "127.0.0.5", "127.0.0.6" };
+    for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++)
+        ck_assert_msg(names_at(addrs[i], ours.port), "no EPMD answer on %s:%d", addrs[i],
+                      ours.port);
+    ck_assert_msg(!names_at("127.0.0.7", ours.port), "127.0.0.7 answers, never bound");
 }
 END_TEST
 
@@ -1202,6 +1246,7 @@ Suite *epmd_interop_suite(void)
     TC(s, "port2", test_port2, 60);
     TC(s, "names_dump", test_names_dump, 60);
     TC(s, "dump_old_fd", test_dump_old_fd, 60);
+    TC(s, "bind_repeated", test_bind_repeated, 60);
     TC(s, "kill_empty", test_kill_empty, 60);
     TC(s, "kill_empty_relaxed", test_kill_empty_relaxed, 60);
     TC(s, "kill_live_strict", test_kill_live_strict, 60);
