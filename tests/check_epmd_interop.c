@@ -31,9 +31,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_parse.h"
 #include "epmd_script.h"
 #include "testutil.h"
 
@@ -489,6 +491,76 @@ END_TEST
 
 /* ---- start-up: stdout as epmd's, listen addresses -------------------------------- */
 
+/* KILL the EPMD server on port (nothing registered): 0 if it said OK. */
+static int kill_server(int port)
+{
+    int fd = tu_connect(port);
+    if (fd < 0)
+        return -1;
+    char ok[2];
+    int r = tu_write_all(fd, "\0\1k", 3) == 0 && tu_read_exact(fd, ok, 2, 5000) == 0 &&
+            !memcmp(ok, "OK", 2) ? 0 : -1;
+    close(fd);
+    return r;
+}
+
+/* Start prog (argv) on P, wait until it serves NAMES, KILL it, and return
+ * what it wrote on stdout (NUL-terminated, in out). */
+static void stdout_of(const char *const *argv, int port, char *out, size_t cap)
+{
+    int ofd = -1;
+    char log[128];
+    snprintf(log, sizeof log, "/tmp/epx-interop-stdout.%d.log", (int)getpid());
+    pid_t pid = es_spawn(argv, NULL, &ofd, log);
+    ck_assert_int_gt(pid, 0);
+    int up = TU_WAIT_UNTIL(es_names_probe(port), 10000);
+    if (!up)
+        es_kill_pid(pid);
+    ck_assert_msg(up, "%s %s %s: nothing serves NAMES on %d within 10 s (log %s)", argv[0],
+                  argv[1], argv[2], port, log);
+    ck_assert_msg(kill_server(port) == 0, "%s: KILL not answered OK", argv[0]);
+    int st;
+    if (!es_wait_pid(pid, 10000, &st)) {
+        es_kill_pid(pid);
+        ck_abort_msg("%s still runs 10 s after KILL", argv[0]);
+    }
+    int eof = 0;
+    size_t n = tu_read_until_eof(ofd, (uint8_t *)out, cap - 1, 5000, &eof);
+    out[n] = 0;
+    close(ofd);
+    unlink(log);
+}
+
+/* Started as epmd is (`-port P`), stdout carries what epmd's does:
+ * nothing (OTP's epmd_SUITE reads it).  READY comes only when asked. */
+START_TEST(test_startup_stdout)
+{
+    char otp_out[512], our_out[512];
+    int p = es_free_port_pair();
+    ck_assert_int_gt(p, 0);
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", p);
+    const char *otp_argv[] = { es_otp_epmd_path(), "-port", ps, NULL };
+    stdout_of(otp_argv, p, otp_out, sizeof otp_out);
+    if (otp_only())
+        return;
+    const char *our_argv[] = { tu_epmdpxy_path(), "-port", ps, NULL };
+    stdout_of(our_argv, p, our_out, sizeof our_out);
+    ck_assert_msg(!strcmp(our_out, otp_out), "epmdpxy -port %d wrote \"%s\" on stdout; OTP's "
+                  "epmd wrote \"%s\"", p, our_out, otp_out);
+    /* asked for with --ready: one READY line with the ports */
+    p = es_free_port_pair();
+    ck_assert_int_gt(p, 0);
+    snprintf(ps, sizeof ps, "%d", p);
+    const char *ready_argv[] = { tu_epmdpxy_path(), "-port", ps, "--ready", NULL };
+    stdout_of(ready_argv, p, our_out, sizeof our_out);
+    char want[64];
+    snprintf(want, sizeof want, "READY epmd=%d control=%d\n", p, p + 1);
+    ck_assert_msg(!strcmp(our_out, want), "epmdpxy -port %d --ready wrote \"%s\", want \"%s\"",
+                  p, our_out, want);
+}
+END_TEST
+
 /* 1 if a NAMES request to addr:port gets the port word back. */
 static int names_at(const char *addr, int port)
 {
@@ -525,6 +597,29 @@ START_TEST(test_bind_repeated)
         ck_assert_msg(names_at(addrs[i], ours.port), "no EPMD answer on %s:%d", addrs[i],
                       ours.port);
     ck_assert_msg(!names_at("127.0.0.7", ours.port), "127.0.0.7 answers, never bound");
+}
+END_TEST
+
+/* --help lists every control command the parser knows, each at the start
+ * of a line of its own, and ISOLATE's EXCEPT form. */
+START_TEST(test_help_lists_commands)
+{
+    if (otp_only())
+        return;
+    const char *argv[] = { tu_epmdpxy_path(), "--help", NULL };
+    es_run_result r;
+    ck_assert_msg(es_run(argv, NULL, 10000, &r) == 0, "epmdpxy --help did not exit");
+    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "--help: status %d",
+                  r.status);
+    for (int c = CTL_EMPTY + 1; c < CTL_UNKNOWN; c++) {
+        char want[48];
+        snprintf(want, sizeof want, "\n  %s", ctl_cmd_name((ctl_cmd)c));
+        ck_assert_msg(strstr(r.out, want), "--help does not list %s:\n%s",
+                      ctl_cmd_name((ctl_cmd)c), r.out);
+    }
+    ck_assert_msg(strstr(r.out, "ISOLATE n [EXCEPT n,...]"), "--help lacks ISOLATE's EXCEPT "
+                  "form:\n%s", r.out);
+    es_run_free(&r);
 }
 END_TEST
 
@@ -1246,7 +1341,9 @@ Suite *epmd_interop_suite(void)
     TC(s, "port2", test_port2, 60);
     TC(s, "names_dump", test_names_dump, 60);
     TC(s, "dump_old_fd", test_dump_old_fd, 60);
+    TC(s, "startup_stdout", test_startup_stdout, 60);
     TC(s, "bind_repeated", test_bind_repeated, 60);
+    TC(s, "help_lists_commands", test_help_lists_commands, 60);
     TC(s, "kill_empty", test_kill_empty, 60);
     TC(s, "kill_empty_relaxed", test_kill_empty_relaxed, 60);
     TC(s, "kill_live_strict", test_kill_live_strict, 60);
