@@ -111,6 +111,17 @@ static void conn_close(econn *c)
 
 static void idle_fire(void *ctx);
 
+/* How long a connection may stay idle.  epmd closes once its whole-second
+ * clock shows more than packet_timeout seconds since the last activity,
+ * checked when select wakes (every 1 s, or 5 s from a timeout of 5): N to
+ * about N+2 s.  N+1 s is in that range, never sooner than epmd can close,
+ * and leaves a client that sends one byte every N seconds (OTP's
+ * epmd_SUITE slow_get_port_nr, with N = 1) the slack epmd gives it. */
+static long long idle_ms(const econn *c)
+{
+    return (c->srv->x->cfg.packet_timeout + 1) * 1000LL;
+}
+
 /* Arm the packet timeout from now.  0, or -1 (connection closed) if no
  * timer could be had: a connection without a deadline could be held forever. */
 static int arm_idle(econn *c)
@@ -118,7 +129,7 @@ static int arm_idle(econn *c)
     loop *l = c->srv->x->loop;
     loop_timer_del(l, c->timer);
     c->mod_ms = loop_now_ms();
-    c->timer = loop_timer_at(l, c->mod_ms + c->srv->x->cfg.packet_timeout * 1000LL, idle_fire, c);
+    c->timer = loop_timer_at(l, c->mod_ms + idle_ms(c), idle_fire, c);
     if (!c->timer) {
         log_msg(LOG_ERR, "epmd: out of memory for a timer: closing fd %d", c->fd);
         conn_close(c);
@@ -127,13 +138,13 @@ static int arm_idle(econn *c)
     return 0;
 }
 
-/* The packet timeout: close a connection idle for packet_timeout seconds
- * (reading a request or stuck writing a reply), as epmd does. */
+/* The packet timeout: close a connection idle too long (reading a request
+ * or stuck writing a reply), as epmd does. */
 static void idle_fire(void *ctx)
 {
     econn *c = ctx;
     c->timer = NULL;
-    long long due = c->mod_ms + c->srv->x->cfg.packet_timeout * 1000LL;
+    long long due = c->mod_ms + idle_ms(c);
     if (loop_now_ms() < due) {
         /* there was activity since the timer was armed */
         c->timer = loop_timer_at(c->srv->x->loop, due, idle_fire, c);

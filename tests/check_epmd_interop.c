@@ -1008,6 +1008,39 @@ START_TEST(test_packet_timeout)
 }
 END_TEST
 
+/* A request dripped one byte a second with -packet_timeout 1 is served:
+ * epmd closes only once its whole-second clock shows more than N seconds
+ * of silence, checked at its wake-ups, so a gap of N s never closes.
+ * (OTP's epmd_SUITE slow_get_port_nr does this.)  Both servers at once. */
+START_TEST(test_packet_timeout_drip)
+{
+    static const char *const opts[] = { "-packet_timeout", "1", NULL };
+    start_both(opts);
+    es_server *srv[2] = { &otp, &ours };
+    int nsrv = otp_only() ? 1 : 2;
+    static const uint8_t req[] = { 0, 5, 'z', 'n', 'o', 'p', 'e' };   /* PORT2 "nope" */
+    int fd[2] = { -1, -1 };
+    for (int k = 0; k < nsrv; k++) {
+        fd[k] = tu_connect(srv[k]->port);
+        ck_assert_int_ge(fd[k], 0);
+        ck_assert_int_eq(tu_write_all(fd[k], req, 3), 0);
+    }
+    for (size_t i = 3; i < sizeof req; i++) {
+        tu_sleep_ms(1000);   /* the drip rate under test, not a synchronization */
+        for (int k = 0; k < nsrv; k++)
+            ck_assert_msg(tu_write_all(fd[k], req + i, 1) == 0, "%s: closed after %zu bytes "
+                          "sent a second apart with -packet_timeout 1", srv[k]->name, i);
+    }
+    for (int k = 0; k < nsrv; k++) {
+        uint8_t rep[2];
+        ck_assert_msg(tu_read_exact(fd[k], rep, 2, 5000) == 0 && rep[0] == 0x77 && rep[1] == 1,
+                      "%s: PORT2 sent a byte a second with -packet_timeout 1 got no "
+                      "'not found' reply", srv[k]->name);
+        close(fd[k]);
+    }
+}
+END_TEST
+
 /* ---- -delay_write / -delay_accept (epmd's "busy server" knobs) -------------------
  * OTP sleeps N s before every write (so a NAMES with k nodes costs k+1
  * sleeps) and, with -delay_accept, N s after EVERY wake-up of its select
@@ -1354,6 +1387,7 @@ Suite *epmd_interop_suite(void)
     TC(s, "ipv6", test_ipv6, 60);
     TC(s, "framing", test_framing, 60);
     TC(s, "packet_timeout", test_packet_timeout, 60);
+    TC(s, "packet_timeout_drip", test_packet_timeout_drip, 60);
     TC(s, "delay_write", test_delay_write, 60);
     TC(s, "delay_accept", test_delay_accept, 60);
     TC(s, "creation", test_creation, 60);
