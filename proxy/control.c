@@ -433,6 +433,10 @@ static void listener_event(void *ctx, int lfd, short rev)
     control *c = ctx;
     (void)rev;
     for (int i = 0; i < 64; i++) {
+        if (!epx_accept_ok(c->x)) {   /* leave the fd reserve (epx.h) alone */
+            loop_pause(c->x->loop, lfd, ACCEPT_BACKOFF_MS);
+            return;
+        }
         int fd = sock_accept(lfd);
         if (fd < 0) {
             if (sock_accept_starved(errno)) {

@@ -18,6 +18,11 @@
 
 enum after_write { AFTER_CLOSE, AFTER_KEEP, AFTER_EXIT };
 
+/* A connection reads one request, then writes one reply (after
+ * -delay_write, if set), then closes, or stays as a registration.  Its one
+ * deadline is `timer`: the packet timeout while reading or writing (fired
+ * lazily: the callback re-arms from mod_ms if there was activity since),
+ * the -delay_write delay while a reply waits, none for a registration. */
 typedef struct econn {
     struct econn *prev, *next;
     epmd_srv *srv;
@@ -25,10 +30,11 @@ typedef struct econn {
     int local;              /* epmd's local-peer test passed */
     int keep;               /* an ALIVE2 was answered: never times out */
     int writing;
+    int delayed;            /* the reply waits for -delay_write */
     enum after_write after;
     size_t got, want;
     long long mod_ms;       /* last activity */
-    long long write_at;     /* -delay_write: when the reply may go */
+    loop_timer *timer;
     reg_node *node;         /* the registration this socket holds */
     sbuf out;
     size_t outoff;
@@ -40,7 +46,8 @@ struct epmd_srv {
     int lfd[MAX_LISTENERS];
     int nl;
     int port;
-    long long accept_at;    /* -delay_accept: listeners paused until then */
+    loop_timer *accept_timer;  /* -delay_accept: listeners paused until it fires */
+    int reserve_logged;     /* "keeping fds in reserve" said once per episode */
     econn *conns;
     int nconns;
 };
@@ -80,7 +87,7 @@ static void drop_registration(econn *c)
                events_q(n->name), n->port);
     proxy_node_down(x->proxy, n);
     registry_unregister(&x->reg, n);
-    n->reg_fd = -1;
+    /* n->reg_fd stays: epmd's DUMP shows an old entry with its last fd */
     c->node = NULL;
 }
 
@@ -88,6 +95,7 @@ static void conn_close(econn *c)
 {
     epmd_srv *s = c->srv;
     drop_registration(c);
+    loop_timer_del(s->x->loop, c->timer);
     loop_del(s->x->loop, c->fd);
     close(c->fd);
     if (c->prev)
@@ -99,6 +107,52 @@ static void conn_close(econn *c)
     s->nconns--;
     sbuf_free(&c->out);
     free(c);
+}
+
+static void idle_fire(void *ctx);
+
+/* How long a connection may stay idle.  epmd closes once its whole-second
+ * clock shows more than packet_timeout seconds since the last activity,
+ * checked when select wakes (every 1 s, or 5 s from a timeout of 5): N to
+ * about N+2 s.  N+1 s is in that range, never sooner than epmd can close,
+ * and leaves a client that sends one byte every N seconds (OTP's
+ * epmd_SUITE slow_get_port_nr, with N = 1) the slack epmd gives it. */
+static long long idle_ms(const econn *c)
+{
+    return (c->srv->x->cfg.packet_timeout + 1) * 1000LL;
+}
+
+/* Arm the packet timeout from now.  0, or -1 (connection closed) if no
+ * timer could be had: a connection without a deadline could be held forever. */
+static int arm_idle(econn *c)
+{
+    loop *l = c->srv->x->loop;
+    loop_timer_del(l, c->timer);
+    c->mod_ms = loop_now_ms();
+    c->timer = loop_timer_at(l, c->mod_ms + idle_ms(c), idle_fire, c);
+    if (!c->timer) {
+        log_msg(LOG_ERR, "epmd: out of memory for a timer: closing fd %d", c->fd);
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* The packet timeout: close a connection idle too long (reading a request
+ * or stuck writing a reply), as epmd does. */
+static void idle_fire(void *ctx)
+{
+    econn *c = ctx;
+    c->timer = NULL;
+    long long due = c->mod_ms + idle_ms(c);
+    if (loop_now_ms() < due) {
+        /* there was activity since the timer was armed */
+        c->timer = loop_timer_at(c->srv->x->loop, due, idle_fire, c);
+        if (c->timer)
+            return;
+    }
+    log_msg(LOG_DEBUG, "epmd: closing idle connection (fd %d)", c->fd);
+    conn_close(c);
 }
 
 static void try_write(econn *c)
@@ -117,6 +171,7 @@ static void try_write(econn *c)
             return;
         }
         c->outoff += (size_t)k;
+        c->mod_ms = loop_now_ms();
     }
     c->writing = 0;
     sbuf_free(&c->out);
@@ -124,6 +179,8 @@ static void try_write(econn *c)
     switch (c->after) {
     case AFTER_KEEP:
         c->keep = 1;
+        loop_timer_del(c->srv->x->loop, c->timer);   /* registrations never time out */
+        c->timer = NULL;
         loop_mod(c->srv->x->loop, c->fd, POLLIN);
         break;
     case AFTER_EXIT:
@@ -138,6 +195,17 @@ static void try_write(econn *c)
     }
 }
 
+/* -delay_write is over: the reply goes, under the packet timeout again. */
+static void delay_fire(void *ctx)
+{
+    econn *c = ctx;
+    c->timer = NULL;
+    c->delayed = 0;
+    if (arm_idle(c) < 0)
+        return;
+    try_write(c);
+}
+
 /* Send what is in c->out (one write when the socket allows), then do `after`. */
 static void reply(econn *c, enum after_write after)
 {
@@ -146,8 +214,17 @@ static void reply(econn *c, enum after_write after)
     c->outoff = 0;
     int delay = c->srv->x->cfg.delay_write;
     if (delay > 0) {
-        c->write_at = loop_now_ms() + delay * 1000LL;
-        loop_mod(c->srv->x->loop, c->fd, 0);
+        /* epmd sleeps before it writes; we leave the socket out of poll */
+        loop *l = c->srv->x->loop;
+        loop_mod(l, c->fd, 0);
+        loop_timer_del(l, c->timer);
+        c->timer = loop_timer_in(l, delay * 1000LL, delay_fire, c);
+        if (!c->timer) {
+            log_msg(LOG_ERR, "epmd: out of memory for a timer: closing fd %d", c->fd);
+            conn_close(c);
+            return;
+        }
+        c->delayed = 1;
         return;
     }
     try_write(c);
@@ -360,8 +437,20 @@ static void conn_event(void *ctx, int fd, short rev)
     conn_read(c);
 }
 
-static void accept_one(epmd_srv *s, int lfd)
+/* Accept one connection from lfd.  1 if one was accepted, 0 if there was
+ * none or it could not be (lfd is then paused when waiting helps). */
+static int accept_one(epmd_srv *s, int lfd)
 {
+    if (!epx_accept_ok(s->x)) {
+        /* Leave the last fds to ALIVE2's proxy listeners and to links, or
+         * idle clients could make every registration fail. */
+        if (!s->reserve_logged)
+            log_msg(LOG_ERR, "epmd: few fds left (limit %d); not accepting for now",
+                    sock_fd_limit());
+        s->reserve_logged = 1;
+        loop_pause(s->x->loop, lfd, ACCEPT_BACKOFF_MS);
+        return 0;
+    }
     int fd = sock_accept(lfd);
     if (fd < 0) {
         if (sock_accept_starved(errno)) {
@@ -369,24 +458,39 @@ static void accept_one(epmd_srv *s, int lfd)
                     ACCEPT_BACKOFF_MS);
             loop_pause(s->x->loop, lfd, ACCEPT_BACKOFF_MS);
         }
-        return;
+        return 0;
     }
+    s->reserve_logged = 0;
     econn *c = calloc(1, sizeof *c);
     if (!c || loop_add(s->x->loop, fd, POLLIN, conn_event, c) < 0) {
         log_msg(LOG_ERR, "epmd: out of memory for a connection");
         free(c);
         close(fd);
-        return;
+        return 0;
     }
     c->srv = s;
     c->fd = fd;
     c->local = sock_is_local_peer(fd);
-    c->mod_ms = loop_now_ms();
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
+    if (arm_idle(c) < 0)
+        return 0;
+    return 1;
+}
+
+/* -delay_accept is over: accept one connection (epmd accepts one per
+ * sleep), then listen again. */
+static void accept_fire(void *ctx)
+{
+    epmd_srv *s = ctx;
+    s->accept_timer = NULL;
+    for (int i = 0; i < s->nl; i++)
+        if (accept_one(s, s->lfd[i]))
+            break;
+    listeners_enable(s, 1);
 }
 
 static void listener_event(void *ctx, int fd, short rev)
@@ -395,16 +499,20 @@ static void listener_event(void *ctx, int fd, short rev)
     (void)rev;
     if (s->x->cfg.delay_accept > 0) {
         /* epmd sleeps before it accepts; we pause the listeners instead */
-        s->accept_at = loop_now_ms() + s->x->cfg.delay_accept * 1000LL;
+        if (s->accept_timer)
+            return;
+        s->accept_timer = loop_timer_in(s->x->loop, s->x->cfg.delay_accept * 1000LL,
+                                        accept_fire, s);
+        if (!s->accept_timer) {
+            log_msg(LOG_ERR, "epmd: out of memory for a timer; pausing accepts for %d ms",
+                    ACCEPT_BACKOFF_MS);
+            loop_pause(s->x->loop, fd, ACCEPT_BACKOFF_MS);
+            return;
+        }
         listeners_enable(s, 0);
         return;
     }
-    for (int i = 0; i < 64; i++) {
-        int before = s->nconns;
-        accept_one(s, fd);
-        if (s->nconns == before)
-            break;
-    }
+    for (int i = 0; i < 64 && accept_one(s, fd); i++) {}
 }
 
 int epmd_srv_listen(epmd_srv *s, const char *addr, int port, char *err, size_t errlen,
@@ -433,49 +541,11 @@ int epmd_srv_listen(epmd_srv *s, const char *addr, int port, char *err, size_t e
     return 0;
 }
 
-int epmd_srv_tick(epmd_srv *s, long long now)
-{
-    long long next = now + 1000;
-    if (s->accept_at && now >= s->accept_at) {
-        s->accept_at = 0;
-        if (s->x->cfg.delay_accept > 0) {
-            /* accept one connection per delay, as epmd does */
-            for (int i = 0; i < s->nl; i++) {
-                int before = s->nconns;
-                accept_one(s, s->lfd[i]);
-                if (s->nconns != before)
-                    break;
-            }
-        }
-        listeners_enable(s, 1);
-    }
-    if (s->accept_at && s->accept_at < next)
-        next = s->accept_at;
-    long long limit = s->x->cfg.packet_timeout * 1000LL;
-    econn *c = s->conns;
-    while (c) {
-        econn *nx = c->next;
-        if (c->writing && c->write_at) {
-            if (now >= c->write_at) {
-                c->write_at = 0;
-                try_write(c);
-            } else if (c->write_at < next) {
-                next = c->write_at;
-            }
-        } else if (!c->keep && !c->writing && now - c->mod_ms > limit) {
-            log_msg(LOG_DEBUG, "epmd: closing idle connection (fd %d)", c->fd);
-            conn_close(c);
-        }
-        c = nx;
-    }
-    long long wait = next - now;
-    return wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
-}
-
 void epmd_srv_free(epmd_srv *s)
 {
     if (!s)
         return;
+    loop_timer_del(s->x->loop, s->accept_timer);
     while (s->conns)
         conn_close(s->conns);
     for (int i = 0; i < s->nl; i++) {

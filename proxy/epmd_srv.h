@@ -16,9 +16,6 @@ int epmd_srv_listen(epmd_srv *s, const char *addr, int port, char *err, size_t e
                     int *in_use);
 /* The port bound, or -1 before the first listen. */
 int epmd_srv_port(const epmd_srv *s);
-/* Timeouts, delayed accepts and writes.  Returns the ms until the next
- * deadline it knows of (for the poll timeout), at most 1000. */
-int epmd_srv_tick(epmd_srv *s, long long now_ms);
 /* Close every listener and connection (registrations end). */
 void epmd_srv_free(epmd_srv *s);
 

@@ -7,9 +7,14 @@
 #include "loop.h"
 #include "registry.h"
 #include "rules.h"
+#include "sock.h"
 
 #define EPX_MAX_ADDRS 16
 #define ACCEPT_BACKOFF_MS 100   /* a listener out of fds stops accepting this long */
+/* Fds kept free of EPMD and control clients, for what ALIVE2 (a proxy
+ * listener) and links (two sockets each) must open; a quarter of the limit
+ * when the limit is small. */
+#define EPX_FD_RESERVE 16
 
 typedef struct epx_config {
     const char *addrs[EPX_MAX_ADDRS];  /* listen addresses; empty = 127.0.0.1 */
@@ -44,6 +49,18 @@ typedef struct epx {
     int stop;                          /* set to leave the main loop */
     int exit_code;
     long long started_ms;
+    int fds_outside_loop;              /* open fds the loop does not watch (stdio...) */
 } epx;
+
+/* 1 if a client connection may be accepted now: more than the reserve of
+ * fds would be left.  Every socket the daemon keeps is in the loop, so the
+ * loop's count plus fds_outside_loop is what is open.  The limit is read
+ * each time: it can be changed from outside (prlimit). */
+static inline int epx_accept_ok(const epx *x)
+{
+    int limit = sock_fd_limit();
+    int reserve = limit / 4 < EPX_FD_RESERVE ? limit / 4 : EPX_FD_RESERVE;
+    return limit - loop_count(x->loop) - x->fds_outside_loop > reserve;
+}
 
 #endif

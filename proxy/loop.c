@@ -282,10 +282,10 @@ static void run_timers(loop *l)
     while (l->ntimers > 0 && l->heap[0]->when <= now && l->heap[0]->seq <= last) {
         loop_timer *t = l->heap[0];
         heap_remove(l, t);
-        loop_timer_fn *fn = t->fn;
-        void *ctx = t->ctx;
+        /* freed only after the callback: a loop_timer_del on its own
+         * handle there must find it (idx -1), not freed memory */
+        t->fn(t->ctx);
         free(t);
-        fn(ctx);
     }
 }
 

@@ -28,6 +28,7 @@ static const char usage_text[] =
     "  --bind ADDR              listen on ADDR (repeatable; default 127.0.0.1 and ::1)\n"
     "  -address LIST            epmd's form of --bind: comma-separated addresses, loopback\n"
     "                           always added ($ERL_EPMD_ADDRESS)\n"
+    "  --ready                  print READY (below) even with fixed ports\n"
     "  -daemon                  detach; if the EPMD port is taken, exit 0 quietly\n"
     "  -relaxed_command_check   allow KILL with live nodes, enable STOP\n"
     "                           ($ERL_EPMD_RELAXED_COMMAND_CHECK)\n"
@@ -43,10 +44,29 @@ static const char usage_text[] =
     "  --help, -h               this text\n"
     "  --version                the version\n"
     "\n"
-    "With --port 0 --control 0 it prints one line once it listens:\n"
+    "With --port 0, --control 0 or --ready it prints one line once it listens\n"
+    "(started as epmd is, it prints nothing):\n"
     "  READY epmd=<port> control=<port>\n"
-    "Control commands (one per line on the control port): PING, CUT, FIX,\n"
-    "ISOLATE, HEAL, MODE, NODES, LINKS, RULES, STATUS, EVENTS, SHUTDOWN, QUIT.  See epmdpxy(1) and README.md.\n";
+    "\n"
+    "Control commands, one per line on the control port (case-insensitive;\n"
+    "ISLAND = comma-separated node names, n1 or n1@host):\n"
+    "  PING                           OK PONG\n"
+    "  CUT ISLAND ISLAND...           block every pair across the islands, both ways\n"
+    "  CUT ISLAND -> ISLAND           block one way only\n"
+    "  FIX <as CUT>                   remove exactly those blocks\n"
+    "  SPLIT ISLAND ISLAND...         as CUT, replacing every block at once\n"
+    "  ISOLATE n [EXCEPT n,...]       block n against every other node (but\n"
+    "                                 those), now and later\n"
+    "  HEAL                           remove every block\n"
+    "  MODE [hold|reset]              read or set what a block does\n"
+    "  NODES                          the registered nodes (JSON)\n"
+    "  LINKS                          the proxied links (JSON)\n"
+    "  RULES                          the blocks (JSON)\n"
+    "  STATUS                         a summary (JSON)\n"
+    "  EVENTS [SEQ]                   recent events, or those after SEQ\n"
+    "  SHUTDOWN                       reply OK, then exit 0\n"
+    "  QUIT                           reply OK, then close the connection\n"
+    "See epmdpxy(1) and README.md.\n";
 
 static int sigpipe_fd[2] = { -1, -1 };
 
@@ -98,26 +118,30 @@ static int parse_secs(const char *opt, const char *s, int *out)
     return 0;
 }
 
-static char addr_store[1024];
+static void add_addr_once(epx_config *cfg, const char *a);
 
-/* Add each address of a comma/space separated list. */
+/* Add each address of a comma/space separated list, once each.  The
+ * strings live in addr_store, each list after the previous one. */
 static int add_addrs(epx_config *cfg, const char *list)
 {
-    size_t used = strlen(addr_store) + 1;
-    if (used >= sizeof addr_store)
-        used = 0;
-    char *copy = addr_store + (used > 1 ? used : 0);
-    if (strlen(list) + 1 > sizeof addr_store - (size_t)(copy - addr_store)) {
+    static char addr_store[1024];
+    static size_t addr_used;
+    size_t n = strlen(list) + 1;
+    if (n > sizeof addr_store - addr_used) {
         fprintf(stderr, "epmdpxy: address list too long\n");
         return -1;
     }
-    strcpy(copy, list);
-    for (char *tok = strtok(copy, ", "); tok; tok = strtok(NULL, ", ")) {
+    char *copy = addr_store + addr_used;
+    memcpy(copy, list, n);
+    addr_used += n;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        /* room for the two loopback addresses added after */
         if (cfg->naddrs >= EPX_MAX_ADDRS - 2) {
             fprintf(stderr, "epmdpxy: too many addresses\n");
             return -1;
         }
-        cfg->addrs[cfg->naddrs++] = tok;
+        add_addr_once(cfg, tok);
     }
     return 0;
 }
@@ -129,6 +153,17 @@ static void add_addr_once(epx_config *cfg, const char *a)
             return;
     if (cfg->naddrs < EPX_MAX_ADDRS)
         cfg->addrs[cfg->naddrs++] = a;
+}
+
+/* Open fds the loop does not watch (stdio, the epoll fd, the signal pipe's
+ * write end, the events file): with the loop's count, what is open. */
+static int count_fds_outside_loop(const loop *l)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n - loop_count(l);
 }
 
 static void raise_fd_limit(void)
@@ -195,6 +230,7 @@ int main(int argc, char **argv)
     const char *stop_name = NULL;
     const char *events_file = NULL;
     int have_bind = 0;
+    int want_ready = 0;     /* --ready, or a port left for the daemon to pick */
 
     const char *env = getenv("ERL_EPMD_PORT");
     if (env && *env && parse_port("ERL_EPMD_PORT", env, &x.cfg.epmd_port) < 0)
@@ -218,7 +254,11 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--control")) {
             if (parse_port(a, v, &x.cfg.control_port) < 0)
                 return 2;
+            if (x.cfg.control_port == 0)
+                want_ready = 1;   /* the caller can learn the port only from READY */
             i++;
+        } else if (!strcmp(a, "--ready")) {
+            want_ready = 1;
         } else if (!strcmp(a, "--bind") || !strcmp(a, "-address")) {
             if (!v) {
                 fprintf(stderr, "epmdpxy: %s needs an address\n", a);
@@ -276,6 +316,8 @@ int main(int argc, char **argv)
     if (cli != EPMD_CLI_NONE)
         return epmd_cli_run(cli, x.cfg.epmd_port, stop_name);
 
+    if (x.cfg.epmd_port == 0)
+        want_ready = 1;
     log_level = LOG_ERR + x.cfg.debug;
     if (!have_bind) {
         env = getenv("ERL_EPMD_ADDRESS");
@@ -378,23 +420,21 @@ int main(int argc, char **argv)
             x.exit_code = 1;
             goto out;
         }
-    } else {
+    } else if (want_ready) {
+        /* Only when asked: started as epmd is, stdout is epmd's, and
+         * tools that read it (OTP's epmd_SUITE) must see what epmd prints. */
         printf("READY epmd=%d control=%d\n", x.epmd_port, x.control_port);
         fflush(stdout);
     }
     log_msg(LOG_INFO, "listening: epmd port %d, control port %d", x.epmd_port, x.control_port);
 
 
-    long long next_tick = 0;
-    int wait = 0;
+    x.fds_outside_loop = count_fds_outside_loop(x.loop);
+
+    /* Every deadline is a loop timer and every signal a write to a pipe in
+     * the loop: nothing to poll from here, so the loop may sleep for good. */
     while (!x.stop) {
-        long long now = loop_now_ms();
-        if (now >= next_tick) {
-            wait = epmd_srv_tick(x.epmd, now);
-            next_tick = now + wait;
-        }
-        long long t = next_tick - loop_now_ms();
-        if (loop_run_once(x.loop, t < 0 ? 0 : (int)t) < 0) {
+        if (loop_run_once(x.loop, -1) < 0) {
             log_msg(LOG_ERR, "poll: %s", strerror(errno));
             x.exit_code = 1;
             break;

@@ -14,6 +14,8 @@ int sock_accept(int lfd);
 /* Did accept fail for lack of fds or memory (back off) rather than for a
  * reason that goes away by itself (EAGAIN, ECONNABORTED...)? */
 int sock_accept_starved(int err);
+/* The soft RLIMIT_NOFILE (at most INT_MAX). */
+int sock_fd_limit(void);
 /* Start a non-blocking connect to 127.0.0.1:port.  Returns the fd (the
  * connect may still be in progress: wait for POLLOUT, then sock_error), or
  * -1 with errno. */

@@ -22,15 +22,20 @@
  * checks them against their expectations (to work on the scripts without
  * a daemon); it tests nothing of epmdpxy. */
 #include <check.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_parse.h"
 #include "epmd_script.h"
 #include "testutil.h"
 
@@ -421,6 +426,203 @@ START_TEST(test_names_dump)
 }
 END_TEST
 
+/* ---- DUMP: an old entry keeps the fd it had -------------------------------------
+ * The fd numbers themselves differ between servers (masked above), but in
+ * each server an old/unused entry shows the fd its registration had, never
+ * -1: epmd keeps the number when it moves a node to the unused list. */
+static const es_step dump_fd_script[] = {
+    /* 0 */ { "register f1", V6("f1"), KEEP(1), .expect = OK6, OPEN },
+    /* 1 */ { "register f2", V6("f2"), KEEP(2), .expect = OK6, OPEN },
+    /* 2 */ { "DUMP: both active", "L 64",
+              .expect = NAMES_HDR DUMP_ACTIVE("f2") DUMP_ACTIVE("f1"), CLOSED },
+    /* 3 */ { "unregister f1", HALFCLOSE(1) },
+    /* 4 */ { "DUMP: f1 old", "L 64",
+              .expect = NAMES_HDR DUMP_ACTIVE("f2") DUMP_OLD("f1"), CLOSED },
+    /* 5 */ { "unregister f2", HALFCLOSE(2) },
+    /* 6 */ { "DUMP: both old", "L 64",
+              .expect = NAMES_HDR DUMP_OLD("f1") DUMP_OLD("f2"), CLOSED },
+};
+
+/* The fd number on the DUMP line of <name> in b, or -99999 if none. */
+static long dump_fd_of(const es_buf *b, const char *name)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "<%s>", name);
+    const char *at = memmem(b->b, b->n, tag, strlen(tag));
+    if (!at)
+        return -99999;
+    const char *end = (const char *)b->b + b->n;
+    const char *fd = memmem(at, (size_t)(end - at), "fd = ", 5);
+    if (!fd || fd + 5 >= end)
+        return -99999;
+    return strtol(fd + 5, NULL, 10);
+}
+
+START_TEST(test_dump_old_fd)
+{
+    start_both(STRICT);
+    es_play po, pu;
+    play_both(dump_fd_script, NSTEPS(dump_fd_script), &po, &pu);
+    const es_play *pl[2] = { &po, &pu };
+    char *rep = NULL;
+    int bad = 0;
+    for (int k = 0; k < (otp_only() ? 1 : 2); k++) {
+        const es_play *p = pl[k];
+        long f1 = dump_fd_of(&p->out[2].raw, "f1"), f2 = dump_fd_of(&p->out[2].raw, "f2");
+        long f1_old = dump_fd_of(&p->out[4].raw, "f1");
+        long f1_old2 = dump_fd_of(&p->out[6].raw, "f1"), f2_old = dump_fd_of(&p->out[6].raw, "f2");
+        fprintf(stderr, "dump_old_fd %-9s f1 fd %ld, then old %ld, %ld; f2 fd %ld, then old %ld\n",
+                p->srv->name, f1, f1_old, f1_old2, f2, f2_old);
+        if (f1 < 0 || f2 < 0 || f1_old != f1 || f1_old2 != f1 || f2_old != f2) {
+            es_appendf(&rep, "%s: f1 fd %ld then old %ld, %ld; f2 fd %ld then old %ld "
+                       "(an old entry keeps its fd)\n", p->srv->name, f1, f1_old, f1_old2,
+                       f2, f2_old);
+            bad++;
+        }
+    }
+    es_play_free(&po);
+    if (!otp_only())
+        es_play_free(&pu);
+    if (bad)
+        fail_report("DUMP fd of old entries", bad, rep);
+    free(rep);
+}
+END_TEST
+
+/* ---- start-up: stdout as epmd's, listen addresses -------------------------------- */
+
+/* KILL the EPMD server on port (nothing registered): 0 if it said OK. */
+static int kill_server(int port)
+{
+    int fd = tu_connect(port);
+    if (fd < 0)
+        return -1;
+    char ok[2];
+    int r = tu_write_all(fd, "\0\1k", 3) == 0 && tu_read_exact(fd, ok, 2, 5000) == 0 &&
+            !memcmp(ok, "OK", 2) ? 0 : -1;
+    close(fd);
+    return r;
+}
+
+/* Start prog (argv) on P, wait until it serves NAMES, KILL it, and return
+ * what it wrote on stdout (NUL-terminated, in out). */
+static void stdout_of(const char *const *argv, int port, char *out, size_t cap)
+{
+    int ofd = -1;
+    char log[128];
+    snprintf(log, sizeof log, "/tmp/epx-interop-stdout.%d.log", (int)getpid());
+    pid_t pid = es_spawn(argv, NULL, &ofd, log);
+    ck_assert_int_gt(pid, 0);
+    int up = TU_WAIT_UNTIL(es_names_probe(port), 10000);
+    if (!up)
+        es_kill_pid(pid);
+    ck_assert_msg(up, "%s %s %s: nothing serves NAMES on %d within 10 s (log %s)", argv[0],
+                  argv[1], argv[2], port, log);
+    ck_assert_msg(kill_server(port) == 0, "%s: KILL not answered OK", argv[0]);
+    int st;
+    if (!es_wait_pid(pid, 10000, &st)) {
+        es_kill_pid(pid);
+        ck_abort_msg("%s still runs 10 s after KILL", argv[0]);
+    }
+    int eof = 0;
+    size_t n = tu_read_until_eof(ofd, (uint8_t *)out, cap - 1, 5000, &eof);
+    out[n] = 0;
+    close(ofd);
+    unlink(log);
+}
+
+/* Started as epmd is (`-port P`), stdout carries what epmd's does:
+ * nothing (OTP's epmd_SUITE reads it).  READY comes only when asked. */
+START_TEST(test_startup_stdout)
+{
+    char otp_out[512], our_out[512];
+    int p = es_free_port_pair();
+    ck_assert_int_gt(p, 0);
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", p);
+    const char *otp_argv[] = { es_otp_epmd_path(), "-port", ps, NULL };
+    stdout_of(otp_argv, p, otp_out, sizeof otp_out);
+    if (otp_only())
+        return;
+    const char *our_argv[] = { tu_epmdpxy_path(), "-port", ps, NULL };
+    stdout_of(our_argv, p, our_out, sizeof our_out);
+    ck_assert_msg(!strcmp(our_out, otp_out), "epmdpxy -port %d wrote \"%s\" on stdout; OTP's "
+                  "epmd wrote \"%s\"", p, our_out, otp_out);
+    /* asked for with --ready: one READY line with the ports */
+    p = es_free_port_pair();
+    ck_assert_int_gt(p, 0);
+    snprintf(ps, sizeof ps, "%d", p);
+    const char *ready_argv[] = { tu_epmdpxy_path(), "-port", ps, "--ready", NULL };
+    stdout_of(ready_argv, p, our_out, sizeof our_out);
+    char want[64];
+    snprintf(want, sizeof want, "READY epmd=%d control=%d\n", p, p + 1);
+    ck_assert_msg(!strcmp(our_out, want), "epmdpxy -port %d --ready wrote \"%s\", want \"%s\"",
+                  p, our_out, want);
+}
+END_TEST
+
+/* 1 if a NAMES request to addr:port gets the port word back. */
+static int names_at(const char *addr, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, addr, &sa.sin_addr);
+    struct timeval tv = { 5, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    uint8_t rep[4];
+    int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+             tu_write_all(fd, "\0\1n", 3) == 0 && tu_read_exact(fd, rep, 4, 5000) == 0 &&
+             ((uint32_t)rep[0] << 24 | (uint32_t)rep[1] << 16 | (uint32_t)rep[2] << 8 |
+              rep[3]) == (uint32_t)port;
+    close(fd);
+    return ok;
+}
+
+/* Every --bind and every -address entry is listened on (they used to
+ * overwrite each other, so two binds of one address failed the start). */
+START_TEST(test_bind_repeated)
+{
+    if (otp_only())
+        return;
+    static const char *const opts[] = { "--bind", "127.0.0.2", "--bind", "127.0.0.3",
+                                        "--bind", "127.0.0.4", "-address", "127.0.0.5,127.0.0.6",
+                                        "--bind", "127.0.0.3", NULL };
+    ck_assert_msg(es_ours_start(&ours, opts) == 0, "epmdpxy --bind x3 -address a,b did not "
+                  "start (log %s)", ours.d.log);
+    static const char *const addrs[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4",
+                                         "127.0.0.5", "127.0.0.6" };
+    for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++)
+        ck_assert_msg(names_at(addrs[i], ours.port), "no EPMD answer on %s:%d", addrs[i],
+                      ours.port);
+    ck_assert_msg(!names_at("127.0.0.7", ours.port), "127.0.0.7 answers, never bound");
+}
+END_TEST
+
+/* --help lists every control command the parser knows, each at the start
+ * of a line of its own, and ISOLATE's EXCEPT form. */
+START_TEST(test_help_lists_commands)
+{
+    if (otp_only())
+        return;
+    const char *argv[] = { tu_epmdpxy_path(), "--help", NULL };
+    es_run_result r;
+    ck_assert_msg(es_run(argv, NULL, 10000, &r) == 0, "epmdpxy --help did not exit");
+    ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "--help: status %d",
+                  r.status);
+    for (int c = CTL_EMPTY + 1; c < CTL_UNKNOWN; c++) {
+        char want[48];
+        snprintf(want, sizeof want, "\n  %s", ctl_cmd_name((ctl_cmd)c));
+        ck_assert_msg(strstr(r.out, want), "--help does not list %s:\n%s",
+                      ctl_cmd_name((ctl_cmd)c), r.out);
+    }
+    ck_assert_msg(strstr(r.out, "ISOLATE n [EXCEPT n,...]"), "--help lacks ISOLATE's EXCEPT "
+                  "form:\n%s", r.out);
+    es_run_free(&r);
+}
+END_TEST
+
 /* ---- KILL -------------------------------------------------------------------- */
 
 static const es_step kill_empty_script[] = {
@@ -806,6 +1008,39 @@ START_TEST(test_packet_timeout)
 }
 END_TEST
 
+/* A request dripped one byte a second with -packet_timeout 1 is served:
+ * epmd closes only once its whole-second clock shows more than N seconds
+ * of silence, checked at its wake-ups, so a gap of N s never closes.
+ * (OTP's epmd_SUITE slow_get_port_nr does this.)  Both servers at once. */
+START_TEST(test_packet_timeout_drip)
+{
+    static const char *const opts[] = { "-packet_timeout", "1", NULL };
+    start_both(opts);
+    es_server *srv[2] = { &otp, &ours };
+    int nsrv = otp_only() ? 1 : 2;
+    static const uint8_t req[] = { 0, 5, 'z', 'n', 'o', 'p', 'e' };   /* PORT2 "nope" */
+    int fd[2] = { -1, -1 };
+    for (int k = 0; k < nsrv; k++) {
+        fd[k] = tu_connect(srv[k]->port);
+        ck_assert_int_ge(fd[k], 0);
+        ck_assert_int_eq(tu_write_all(fd[k], req, 3), 0);
+    }
+    for (size_t i = 3; i < sizeof req; i++) {
+        tu_sleep_ms(1000);   /* the drip rate under test, not a synchronization */
+        for (int k = 0; k < nsrv; k++)
+            ck_assert_msg(tu_write_all(fd[k], req + i, 1) == 0, "%s: closed after %zu bytes "
+                          "sent a second apart with -packet_timeout 1", srv[k]->name, i);
+    }
+    for (int k = 0; k < nsrv; k++) {
+        uint8_t rep[2];
+        ck_assert_msg(tu_read_exact(fd[k], rep, 2, 5000) == 0 && rep[0] == 0x77 && rep[1] == 1,
+                      "%s: PORT2 sent a byte a second with -packet_timeout 1 got no "
+                      "'not found' reply", srv[k]->name);
+        close(fd[k]);
+    }
+}
+END_TEST
+
 /* ---- -delay_write / -delay_accept (epmd's "busy server" knobs) -------------------
  * OTP sleeps N s before every write (so a NAMES with k nodes costs k+1
  * sleeps) and, with -delay_accept, N s after EVERY wake-up of its select
@@ -1138,6 +1373,10 @@ Suite *epmd_interop_suite(void)
     TC(s, "lifetime", test_lifetime, 60);
     TC(s, "port2", test_port2, 60);
     TC(s, "names_dump", test_names_dump, 60);
+    TC(s, "dump_old_fd", test_dump_old_fd, 60);
+    TC(s, "startup_stdout", test_startup_stdout, 60);
+    TC(s, "bind_repeated", test_bind_repeated, 60);
+    TC(s, "help_lists_commands", test_help_lists_commands, 60);
     TC(s, "kill_empty", test_kill_empty, 60);
     TC(s, "kill_empty_relaxed", test_kill_empty_relaxed, 60);
     TC(s, "kill_live_strict", test_kill_live_strict, 60);
@@ -1148,6 +1387,7 @@ Suite *epmd_interop_suite(void)
     TC(s, "ipv6", test_ipv6, 60);
     TC(s, "framing", test_framing, 60);
     TC(s, "packet_timeout", test_packet_timeout, 60);
+    TC(s, "packet_timeout_drip", test_packet_timeout_drip, 60);
     TC(s, "delay_write", test_delay_write, 60);
     TC(s, "delay_accept", test_delay_accept, 60);
     TC(s, "creation", test_creation, 60);

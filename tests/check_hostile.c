@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "erlnode.h"
+#include "fakenode.h"
 #include "testutil.h"
 
 #define IDLE_EPMD 1000
@@ -222,6 +223,59 @@ START_TEST(slow_drip)
 }
 END_TEST
 
+/* 1 if the file holds `needle`. */
+static int file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+/* Names come from the network and go into the log: a name holding a
+ * newline or an escape sequence must not split a log line or reach the
+ * terminal raw.  Every line of the log is one message. */
+START_TEST(log_escapes_names)
+{
+    static const char *const extra[] = { "-d", NULL };
+    start_daemon(extra);
+    static const char name[] = "ev\nil\x1b[2J\t\\\x7f\xc3\xa9";   /* é stays as it is */
+    static const char shown[] = "ev\\nil\\x1b[2J\\t\\\\\\x7f\xc3\xa9";
+    int port;
+    int lfd = fn_listen(&port);
+    ck_assert(lfd >= 0);
+    int reg = fn_alive2(D.epmd_port, name, port, NULL);
+    ck_assert_msg(reg >= 0, "ALIVE2 of a name with a newline: %s", fn_err());
+    conns[nconns++] = reg;
+    conns[nconns++] = lfd;
+    /* a duplicate is refused, and the error names it (LOG_ERR) */
+    ck_assert_msg(fn_alive2(D.epmd_port, name, port, NULL) < 0, "a duplicate registered");
+    char want[128];
+    snprintf(want, sizeof want, "registered %s (port", shown);
+    ck_assert_msg(TU_WAIT_UNTIL(file_has(D.log, want), 10000),
+                  "the log (%s) never says \"%s\"", D.log, want);
+    snprintf(want, sizeof want, "name %s already registered", shown);
+    ck_assert_msg(TU_WAIT_UNTIL(file_has(D.log, want), 10000),
+                  "the log (%s) never says \"%s\"", D.log, want);
+    FILE *f = fopen(D.log, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        n++;
+        ck_assert_msg(!strncmp(line, "epmdpxy ", 8), "log line %d is not a message of its "
+                      "own: \"%s\"", n, line);
+        ck_assert_msg(!strchr(line, '\x1b'), "log line %d holds a raw ESC", n);
+    }
+    fclose(f);
+    ck_assert_int_gt(n, 1);
+}
+END_TEST
+
 Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -229,6 +283,11 @@ Suite *hostile_suite(void)
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, idle_crowd);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("log_escapes_names");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, log_escapes_names);
     suite_add_tcase(s, tc);
     tc = tcase_create("slow_drip");
     tcase_add_checked_fixture(tc, NULL, teardown);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "epx.h"
 #include "fakenode.h"
 #include "testutil.h"
 
@@ -574,11 +575,16 @@ static void exhaust(const char *what, int port, int base)
         fds[i] = fn_connect(port, NULL);
         ck_assert_msg(fds[i] >= 0, "%s: connect %d: %s", what, i, fn_err());
     }
-    /* Let the daemon reach the limit, then measure its CPU use and log
-     * growth over 2 s.  An idle daemon uses next to nothing; a busy loop
-     * gets a good share of a core even on a loaded machine. */
+    /* Let the daemon reach what it will accept: the limit, or for EPMD and
+     * control clients the limit less its fd reserve (epx.h).  Then measure
+     * its CPU use and log growth over 2 s.  An idle daemon uses next to
+     * nothing; a busy loop gets a good share of a core even on a loaded
+     * machine. */
     int now = 0;
-    TU_WAIT_UNTIL((now = tu_fd_count(D.pid)) >= 64, 5000);
+    int full = TU_WAIT_UNTIL((now = tu_fd_count(D.pid)) >= 64 - EPX_FD_RESERVE, 10000);
+    ck_assert_msg(full, "%s: the daemon has %d fds 10 s after %d connections; it should take "
+                  "them up to its limit (64, less a reserve of %d): %s", what, now, N,
+                  EPX_FD_RESERVE, fn_fd_describe(D.pid));
     struct stat lst;
     long log0 = stat(D.log, &lst) == 0 ? (long)lst.st_size : -1;
     long long c0 = cpu_ticks(D.pid), t0 = tu_now_ms();
@@ -599,6 +605,51 @@ static void exhaust(const char *what, int port, int base)
     assert_fds_back(base, "idle connections over the fd limit closed", -1);
     assert_serves();
 }
+
+/* Idle EPMD clients up to the fd limit must not take the fds a
+ * registration needs: an ALIVE2 on an accepted connection still opens its
+ * proxy listener (the daemon keeps a reserve and stops accepting before). */
+START_TEST(fd_reserve_for_alive2)
+{
+    int base = base_fds();
+    struct rlimit low = { 64, 64 };
+    ck_assert_msg(prlimit(D.pid, RLIMIT_NOFILE, &low, NULL) == 0, "prlimit: %s",
+                  strerror(errno));
+    /* the registration's connection first, so that it is accepted */
+    int reg = fn_connect(D.epmd_port, NULL);
+    ck_assert_msg(reg >= 0, "connect: %s", fn_err());
+    ck_assert_msg(TU_WAIT_UNTIL(tu_fd_count(D.pid) > base, 10000),
+                  "the daemon did not accept a connection (fds %d)", tu_fd_count(D.pid));
+    enum { N = 120 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = fn_connect(D.epmd_port, NULL);
+        ck_assert_msg(fds[i] >= 0, "connect %d: %s", i, fn_err());
+    }
+    int now = 0;
+    ck_assert_msg(TU_WAIT_UNTIL((now = tu_fd_count(D.pid)) >= 64 - EPX_FD_RESERVE, 10000),
+                  "the daemon has %d fds 10 s after %d connections", now, N);
+    int port;
+    int lfd = fn_listen(&port);
+    ck_assert(lfd >= 0);
+    /* ALIVE2 for "res" on the accepted connection */
+    uint8_t req[32] = { 0, 16, 'x', (uint8_t)(port >> 8), (uint8_t)port, 'M', 0, 0, 6, 0, 5,
+                        0, 3, 'r', 'e', 's', 0, 0 };
+    ck_assert_int_eq(fn_send_all(reg, req, 18), 0);
+    uint8_t rep[6];
+    ck_assert_msg(tu_read_exact(reg, rep, 6, 10000) == 0, "no ALIVE2 reply");
+    printf("robust fd_reserve_for_alive2: daemon fds %d (base %d, limit 64), ALIVE2 result %d\n",
+           tu_fd_count(D.pid), base, rep[1]);
+    ck_assert_msg(rep[0] == 'v' && rep[1] == 0, "ALIVE2 beside %d idle clients at the fd limit: "
+                  "reply %02x %02x (the proxy listener could not be opened?)", N, rep[0], rep[1]);
+    for (int i = 0; i < N; i++)
+        fn_close(fds[i]);
+    fn_close(reg);
+    fn_close(lfd);
+    assert_fds_back(base, "idle connections and the registration closed", -1);
+    assert_serves();
+}
+END_TEST
 
 START_TEST(fd_exhaustion_epmd)
 {
@@ -633,6 +684,7 @@ Suite *robust_suite(void)
         { "thousand_registrations", thousand_registrations, 120 },
         { "control_client_never_reads", control_client_never_reads, 120 },
         { "fd_exhaustion_epmd", fd_exhaustion_epmd, 60 },
+        { "fd_reserve_for_alive2", fd_reserve_for_alive2, 60 },
         { "fd_exhaustion_control", fd_exhaustion_control, 60 },
         { "fd_exhaustion_proxy", fd_exhaustion_proxy, 60 },
     };
