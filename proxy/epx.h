@@ -28,6 +28,7 @@ enum epx_mode { EPX_MODE_HOLD = 0, EPX_MODE_RESET = 1 };
 struct epmd_srv;
 struct proxy;
 struct control;
+struct app;
 
 typedef struct epx {
     epx_config cfg;
@@ -44,6 +45,7 @@ typedef struct epx {
     int stop;                          /* set to leave the main loop */
     int exit_code;
     long long started_ms;
+    struct app *app;                   /* app links (app.h); made on the first APP* command */
 } epx;
 
 #endif
