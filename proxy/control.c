@@ -105,7 +105,7 @@ static void status_json(epx *x, sbuf *o)
                    "\"mode\":\"%s\",\"nodes\":%d,\"links\":%d,\"rules\":%zu,"
                    "\"uptime_ms\":%lld}",
                 EPX_VERSION, (int)getpid(), x->epmd_port, x->control_port,
-                x->mode == EPX_MODE_RESET ? "reset" : "hold", x->reg.nreg,
+                x->mode == EPXD_MODE_RESET ? "reset" : "hold", x->reg.nreg,
                 proxy_nlinks(x->proxy), x->rules.n, loop_now_ms() - x->started_ms);
 }
 
@@ -209,14 +209,14 @@ static void cmd_isolate(epx *x, sbuf *o, const ctl_line *cl)
 static void cmd_mode(epx *x, sbuf *o, const ctl_line *cl)
 {
     if (cl->argslen == 0) {
-        sbuf_printf(o, "OK %s", x->mode == EPX_MODE_RESET ? "reset" : "hold");
+        sbuf_printf(o, "OK %s", x->mode == EPXD_MODE_RESET ? "reset" : "hold");
         return;
     }
     enum epx_mode m;
     if (cl->argslen == 4 && strncasecmp(cl->args, "hold", 4) == 0) {
-        m = EPX_MODE_HOLD;
+        m = EPXD_MODE_HOLD;
     } else if (cl->argslen == 5 && strncasecmp(cl->args, "reset", 5) == 0) {
-        m = EPX_MODE_RESET;
+        m = EPXD_MODE_RESET;
     } else {
         sbuf_printf(o, "ERR unknown mode %.*s (hold or reset)", (int)(cl->argslen > 64 ? 64 : cl->argslen),
                     cl->args);
@@ -225,11 +225,11 @@ static void cmd_mode(epx *x, sbuf *o, const ctl_line *cl)
     if (m != x->mode) {
         x->mode = m;
         events_add(&x->ev, loop_now_ms(), "mode", "\"mode\":\"%s\"",
-                   m == EPX_MODE_RESET ? "reset" : "hold");
-        log_msg(LOG_INFO, "control: MODE %s", m == EPX_MODE_RESET ? "reset" : "hold");
+                   m == EPXD_MODE_RESET ? "reset" : "hold");
+        log_msg(LOG_INFO, "control: MODE %s", m == EPXD_MODE_RESET ? "reset" : "hold");
         proxy_rules_changed(x->proxy);
     }
-    sbuf_printf(o, "OK %s", m == EPX_MODE_RESET ? "reset" : "hold");
+    sbuf_printf(o, "OK %s", m == EPXD_MODE_RESET ? "reset" : "hold");
 }
 
 static void cmd_events(epx *x, sbuf *o, const ctl_line *cl)

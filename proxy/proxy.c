@@ -527,7 +527,7 @@ static int link_apply_rules(plink *l)
     if (l->state == LINK_NAME)
         return 0;   /* no name, no rule applies yet */
     int blocked = link_eval(l);
-    if (blocked && l->px->x->mode == EPX_MODE_RESET) {
+    if (blocked && l->px->x->mode == EPXD_MODE_RESET) {
         link_close(l, "daemon", "blocked (reset mode)", 1);
         return -1;
     }
