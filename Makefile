@@ -95,7 +95,17 @@ $(B)/tests/runner.o: $(B)/tests/suites.inc
 
 # epx-cluster's modules that check_cli unit-tests (no main, no I/O loop)
 CLI_UNIT_OBJS := $(addprefix $(B)/fixture/cli/,view.o snap.o json.o self.o)
-$(B)/check_epmdpxy: $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a
+# Helpers of the preload suite: a C member (run under the shim) and the
+# Erlang module the nodes use; the runner finds them beside itself.
+TEST_TOOLS := $(B)/tests/tools/epx_apptool $(B)/tests/tools/epx_apptest.beam
+$(B)/tests/tools/epx_apptool: tests/tools/apptool.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
+$(B)/tests/tools/epx_apptest.beam: tests/erl/epx_apptest.erl
+	@mkdir -p $(dir $@)
+	erlc -Werror -o $(dir $@) $<
+
+$(B)/check_epmdpxy: $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a | $(TEST_TOOLS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a $(CHECK_LIBS) $(LDLIBS)
 
 # The README's first command: a live five-node cluster from the build tree.
