@@ -166,5 +166,6 @@ clean:
 include mk/bench.mk
 include mk/quality.mk
 include mk/soak.mk
+include mk/erlang.mk
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -13,10 +13,16 @@
 #include "sniff.h"
 #include "sock.h"
 
-#define HALF_CAP        (64 * 1024)   /* relay buffer per direction */
+/* Bytes move in chunks of RELAY_CHUNK through one shared scratch buffer:
+ * at 64 KiB the syscalls per GiB, not the copies, bounded bulk throughput
+ * (make bench, raw section: 1 MiB chunks relay about 1.5x faster and halve
+ * the CPU per GiB).  A direction keeps a buffer of its own only for what
+ * its sink did not take, sized to that, and only until it is gone. */
+#define RELAY_CHUNK     (1024 * 1024)
+#define FIRST_CAP       (64 * 1024)   /* the initiator's first frame (SNIFF_MAX_FRAME fits) */
 #define NAME_TIMEOUT_MS 15000         /* to send the first handshake frame */
 #define CONNECT_TIMEOUT_MS 10000      /* to reach the node's real port */
-#define PUMP_BUDGET     (1024 * 1024) /* bytes one event may move before others' turn */
+#define PUMP_BUDGET     (4 * RELAY_CHUNK) /* bytes one event may move before others' turn */
 
 enum link_state {
     LINK_NAME,          /* reading the initiator's first frame (deadline: NAME_TIMEOUT_MS) */
@@ -68,7 +74,7 @@ typedef struct half {
     enum dir_state st;
     int held;                   /* blocked by a rule */
     long long held_since_ms;    /* when it became held; 0 when not held */
-    uint8_t *buf;               /* HALF_CAP bytes, allocated only while bytes are pending */
+    uint8_t *buf;               /* the pending bytes, allocated only while there are some */
     size_t off, len;            /* pending: buf[off..len) */
     uint64_t bytes;             /* relayed so far */
 } half;
@@ -286,7 +292,8 @@ static void side_failed(plink *l, enum side s, const char *what, int err)
 static int dir_keep(plink *l, enum dir d, const uint8_t *p, size_t n)
 {
     half *h = &l->h[d];
-    if (!h->buf && !(h->buf = malloc(HALF_CAP))) {
+    free(h->buf);   /* none pending: whatever it held is spent; sized anew */
+    if (!(h->buf = malloc(n ? n : 1))) {
         log_msg(LOG_ERR, "link %lu: out of memory: dropping the link", l->id);
         side_failed(l, dir_sink(d), "keeping bytes", ENOMEM);
         return -1;
@@ -377,7 +384,7 @@ static int link_eval(plink *l)
  * rules may now hold d: the chunk that said so is kept back if they do). */
 static void dir_pump(plink *l, enum dir d)
 {
-    static uint8_t scratch[HALF_CAP];
+    static uint8_t scratch[RELAY_CHUNK];
     half *h = &l->h[d];
     int src = l->fd[dir_src(d)], sink = l->fd[dir_sink(d)];
     for (size_t budget = PUMP_BUDGET; budget > 0 && dir_reads(h);) {
@@ -554,12 +561,12 @@ static int link_apply_rules(plink *l)
 static int read_first(plink *l)
 {
     half *h = &l->h[OUT];
-    if (!h->buf && !(h->buf = malloc(HALF_CAP))) {
+    if (!h->buf && !(h->buf = malloc(FIRST_CAP))) {
         log_msg(LOG_ERR, "link %lu: out of memory", l->id);
         return 0;   /* try again later */
     }
     for (;;) {
-        ssize_t k = read(l->fd[INI], h->buf + h->len, HALF_CAP - h->len);
+        ssize_t k = read(l->fd[INI], h->buf + h->len, FIRST_CAP - h->len);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0 && errno == EAGAIN)

@@ -546,6 +546,23 @@ START_TEST(isolate_and_kill)
 }
 END_TEST
 
+/* The fixture's expectation follows ISOLATE ... EXCEPT as the daemon does:
+ * n3 keeps n2 and loses n1. */
+START_TEST(isolate_except)
+{
+    epx_cluster *c = start(3, NULL);
+    char out[512];
+    ck_assert_epx_ok(epx_fixture_control(c, "ISOLATE n3 EXCEPT n2", out, sizeof out));
+    ck_assert_epx_partition(c, WAIT_MS);
+    ck_assert_epx_sees(c, "n3", "n2");
+    ck_assert_epx_sees(c, "n1", "n2");
+    ck_assert_epx_not_sees(c, "n1", "n3");
+    ck_assert_epx_ok(epx_fixture_heal(c));
+    ck_assert_epx_ok(epx_fixture_connect_all(c));
+    ck_assert_epx_connected(c, WAIT_MS);
+}
+END_TEST
+
 START_TEST(modes)
 {
     /* A minute of ticktime: in hold mode nobody would notice a cut for a
@@ -1582,6 +1599,7 @@ Suite *fixture_suite(void)
         { "split_heal", split_heal, 0 },
         { "one_way_cut", one_way_cut, 0 },
         { "isolate", isolate_and_kill, 0 },
+        { "isolate_except", isolate_except, 0 },
         { "modes", modes, 0 },
         { "await_timeout", await_timeout_message, 0 },
         { "eval_errors", eval_errors, 0 },
