@@ -27,9 +27,11 @@ PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
 PROXY_OBJS := $(PROXY_SRCS:%.c=$(B)/%.o)
 # libepx: the fixture library, plus the daemon's pure modules it shares
 # (name matching).  PIC objects; only epx_fixture_* is exported from the .so.
-LIB_SRCS   := $(wildcard fixture/*.c) proxy/rules.c proxy/sbuf.c proxy/epmd_codec.c
+LIB_SRCS   := $(filter-out fixture/preload.c,$(wildcard fixture/*.c)) proxy/rules.c proxy/sbuf.c proxy/epmd_codec.c
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/pic/%.o)
-LIB_PATHS  := -DEPX_BINDIR='"$(BINDIR)"' -DEPX_AGENTDIR='"$(AGENTDIR)"' -DEPX_BUILDDIR='"$(abspath $(B))"'
+PRELOADDIR ?= $(LIBDIR)/epx
+LIB_PATHS  := -DEPX_BINDIR='"$(BINDIR)"' -DEPX_AGENTDIR='"$(AGENTDIR)"' -DEPX_BUILDDIR='"$(abspath $(B))"' \
+              -DEPX_PRELOADDIR='"$(PRELOADDIR)"'
 SONAME     := libepx.so.0
 CLI_SRCS   := $(wildcard fixture/cli/*.c)
 CLI_OBJS   := $(CLI_SRCS:%.c=$(B)/%.o)
@@ -40,7 +42,7 @@ AGENT_BEAMS := $(AGENT_SRCS:fixture/agent/%.erl=$(B)/agent/%.beam)
 SUITES     := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
 .PHONY: all check deps demo clean install uninstall FORCE
-all: $(B)/epmdpxy $(B)/libepx.a $(B)/libepx.so $(B)/epx-cluster $(AGENT_BEAMS)
+all: $(B)/epmdpxy $(B)/libepx.a $(B)/libepx.so $(B)/epx-cluster $(B)/libepx_preload.so $(AGENT_BEAMS)
 
 # The Erlang agent that test nodes run over stdin/stdout.
 $(B)/agent/%.beam: fixture/agent/%.erl
@@ -71,6 +73,10 @@ $(B)/libepx.a: $(LIB_OBJS)
 $(B)/libepx.so: $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
 
+# The LD_PRELOAD shim (doc/preload.md): on its own, libc and libdl only.
+$(B)/libepx_preload.so: $(B)/pic/fixture/preload.o
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -o $@ $^ -ldl -lpthread
+
 $(B)/epx-cluster: $(CLI_OBJS) $(B)/libepx.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(B)/libepx.a $(LDLIBS)
 
@@ -89,7 +95,17 @@ $(B)/tests/runner.o: $(B)/tests/suites.inc
 
 # epx-cluster's modules that check_cli unit-tests (no main, no I/O loop)
 CLI_UNIT_OBJS := $(addprefix $(B)/fixture/cli/,view.o snap.o json.o self.o)
-$(B)/check_epmdpxy: $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a
+# Helpers of the preload suite: a C member (run under the shim) and the
+# Erlang module the nodes use; the runner finds them beside itself.
+TEST_TOOLS := $(B)/tests/tools/epx_apptool $(B)/tests/tools/epx_apptest.beam
+$(B)/tests/tools/epx_apptool: tests/tools/apptool.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
+$(B)/tests/tools/epx_apptest.beam: tests/erl/epx_apptest.erl
+	@mkdir -p $(dir $@)
+	erlc -Werror -o $(dir $@) $<
+
+$(B)/check_epmdpxy: $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a | $(TEST_TOOLS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a $(CHECK_LIBS) $(LDLIBS)
 
 # The README's first command: a live five-node cluster from the build tree.
@@ -108,7 +124,8 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory all $(B)/check_epmdpxy
 	EPX_EPMDPXY=$(abspath $(B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) \
-	  EPX_CLUSTER=$(abspath $(B)/epx-cluster) $(B)/check_epmdpxy
+	  EPX_CLUSTER=$(abspath $(B)/epx-cluster) EPX_PRELOAD=$(abspath $(B)/libepx_preload.so) \
+	  $(B)/check_epmdpxy
 
 $(B)/epx.pc: Makefile
 	@mkdir -p $(B)
@@ -119,7 +136,8 @@ $(B)/epx.pc: Makefile
 
 install: all $(B)/epx.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) \
-	  $(DESTDIR)$(AGENTDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	  $(DESTDIR)$(AGENTDIR) $(DESTDIR)$(PRELOADDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 755 $(B)/libepx_preload.so $(DESTDIR)$(PRELOADDIR)/libepx_preload.so
 	install -m 755 $(B)/epmdpxy $(B)/epx-cluster $(DESTDIR)$(BINDIR)/
 	install -m 644 $(B)/libepx.a $(DESTDIR)$(LIBDIR)/libepx.a
 	install -m 755 $(B)/libepx.so $(DESTDIR)$(LIBDIR)/libepx.so.$(VERSION)
@@ -139,6 +157,7 @@ uninstall:
 	  $(DESTDIR)$(INCDIR)/epx_fixture.h $(DESTDIR)$(INCDIR)/epx_check.h \
 	  $(DESTDIR)$(MANDIR)/man1/epmdpxy.1 $(DESTDIR)$(MANDIR)/man1/epx-cluster.1 \
 	  $(DESTDIR)$(MANDIR)/man3/epx_fixture.3
+	rm -f $(DESTDIR)$(PRELOADDIR)/libepx_preload.so
 	rm -rf $(DESTDIR)$(AGENTDIR)
 
 clean:

@@ -95,6 +95,7 @@ sanitize: deps
 	@echo "sanitize: whole suite against $(SAN_B)/epmdpxy (reports in $(SAN_REPORTS))"
 	@rc=0; $(SAN_ENV) EPX_EPMDPXY=$(abspath $(SAN_B)/epmdpxy) \
 	  EPX_AGENT_DIR=$(abspath $(B)/agent) EPX_CLUSTER=$(abspath $(SAN_B)/epx-cluster) \
+	  EPX_PRELOAD=$(abspath $(B)/libepx_preload.so) \
 	  $(SAN_B)/check_epmdpxy || rc=$$?; \
 	  sh tests/tools/san-reports.sh $(SAN_REPORTS) || rc=1; \
 	  exit $$rc

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "ctl_parse.h"
 #include "log.h"
 #include "proxy.h"
@@ -25,6 +26,7 @@ typedef struct cconn {
     sbuf in, out;
     int closing;        /* close once out is flushed */
     int eof;
+    unsigned long id;   /* owner of what the shim registers on it */
 } cconn;
 
 struct control {
@@ -33,6 +35,7 @@ struct control {
     int nl;
     int port;
     cconn *conns;
+    unsigned long next_id;
 };
 
 control *control_new(epx *x)
@@ -53,6 +56,7 @@ int control_port(const control *c)
 static void cconn_close(cconn *k)
 {
     control *c = k->ctl;
+    app_owner_gone(c->x->app, k->id);
     loop_del(c->x->loop, k->fd);
     close(k->fd);
     if (k->prev)
@@ -246,7 +250,70 @@ static void cmd_events(epx *x, sbuf *o, const ctl_line *cl)
     events_json(&x->ev, after, o);
 }
 
+/* The shim's commands (app.h): APPLISTEN, APPUNLISTEN, APPROUTE,
+ * APPCONNECT, and APPS to look at them. */
+static void cmd_app(epx *x, sbuf *o, const ctl_line *cl, unsigned long owner)
+{
+    const char *name = ctl_cmd_name(cl->cmd);
+    char err[256];
+    app_args args;
+    if (!x->app && !(x->app = app_new(x))) {
+        sbuf_addstr(o, "ERR out of memory");
+        return;
+    }
+    if (cl->cmd == CTL_APPS) {
+        sbuf_addstr(o, "OK ");
+        app_json(x->app, o);
+        return;
+    }
+    if (app_parse(cl->args, cl->argslen, cl->cmd == CTL_APPCONNECT ? 2 : 1, &args, err,
+                  sizeof err) < 0) {
+        sbuf_printf(o, "ERR %s: %s", name, err);
+        return;
+    }
+    switch (cl->cmd) {
+    case CTL_APPLISTEN:
+        if (!owner) {
+            sbuf_addstr(o, "ERR APPLISTEN needs a line connection: its registrations end with it");
+            return;
+        }
+        if (app_listen(x->app, owner, args.node, args.port, err, sizeof err) < 0) {
+            sbuf_printf(o, "ERR %s", err);
+            return;
+        }
+        sbuf_addstr(o, "OK");
+        return;
+    case CTL_APPUNLISTEN:
+        app_unlisten(x->app, owner, args.node, args.port);
+        sbuf_addstr(o, "OK");
+        return;
+    case CTL_APPROUTE: {
+        size_t mark = o->len;
+        sbuf_addstr(o, "OK ");
+        if (app_route(x->app, args.node, args.port, o, err, sizeof err) < 0) {
+            o->len = mark;
+            sbuf_printf(o, "ERR %s", err);
+        }
+        return;
+    }
+    case CTL_APPCONNECT:
+        if (app_announce(x->app, &args, err, sizeof err) < 0) {
+            sbuf_printf(o, "ERR %s", err);
+            return;
+        }
+        sbuf_addstr(o, "OK");
+        return;
+    default:
+        return;
+    }
+}
+
 control_result control_exec(epx *x, const ctl_line *cl, sbuf *o)
+{
+    return control_exec_owned(x, cl, o, 0);
+}
+
+control_result control_exec_owned(epx *x, const ctl_line *cl, sbuf *o, unsigned long owner)
 {
     control_result res = CONTROL_REPLY;
     if (cl->cmd == CTL_EMPTY)
@@ -311,6 +378,13 @@ control_result control_exec(epx *x, const ctl_line *cl, sbuf *o)
         sbuf_addstr(o, "OK");
         res = CONTROL_CLOSE;
         break;
+    case CTL_APPLISTEN:
+    case CTL_APPUNLISTEN:
+    case CTL_APPROUTE:
+    case CTL_APPCONNECT:
+    case CTL_APPS:
+        cmd_app(x, o, cl, owner);
+        break;
     default:
         sbuf_addstr(o, "ERR unknown command: ");
         sbuf_add(o, cl->word, strlen(cl->word));
@@ -324,7 +398,7 @@ static void run_line(cconn *k, const char *line, size_t len)
 {
     ctl_line cl;
     ctl_parse_line(line, len, &cl);
-    control_result res = control_exec(k->ctl->x, &cl, &k->out);
+    control_result res = control_exec_owned(k->ctl->x, &cl, &k->out, k->id);
     if (res == CONTROL_NO_REPLY)
         return;
     sbuf_addstr(&k->out, "\n");
@@ -454,6 +528,7 @@ static void listener_event(void *ctx, int lfd, short rev)
         }
         k->ctl = c;
         k->fd = fd;
+        k->id = ++c->next_id;
         k->next = c->conns;
         if (c->conns)
             c->conns->prev = k;
@@ -493,6 +568,8 @@ void control_free(control *c)
         if (cconn_flush(k) == 0)
             cconn_close(k);   /* could not flush all of it: drop the rest */
     }
+    app_free(c->x->app);   /* its links stay with the proxy until it goes */
+    c->x->app = NULL;
     for (int i = 0; i < c->nl; i++) {
         loop_del(c->x->loop, c->lfd[i]);
         close(c->lfd[i]);

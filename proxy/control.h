@@ -21,6 +21,10 @@ typedef enum {
  * so that every transport runs the same commands.  A refused command
  * (ERR) changes nothing. */
 control_result control_exec(epx *x, const ctl_line *cl, sbuf *out);
+/* The same for a connection that lives on: owner (non-zero) names it, so
+ * that what the LD_PRELOAD shim registers on it (APPLISTEN) ends with it.
+ * control_exec is this with owner 0, which refuses APPLISTEN. */
+control_result control_exec_owned(epx *x, const ctl_line *cl, sbuf *out, unsigned long owner);
 
 control *control_new(epx *x);
 /* Listen on addr:port (0 = any; later calls reuse the first port).  0, or

@@ -16,6 +16,9 @@ static const struct {
     { "ISOLATE", CTL_ISOLATE, 1 }, { "HEAL", CTL_HEAL, 0 },
     { "MODE", CTL_MODE, 1 },       { "SHUTDOWN", CTL_SHUTDOWN, 0 },
     { "QUIT", CTL_QUIT, 0 },
+    { "APPLISTEN", CTL_APPLISTEN, 1 }, { "APPUNLISTEN", CTL_APPUNLISTEN, 1 },
+    { "APPROUTE", CTL_APPROUTE, 1 },   { "APPCONNECT", CTL_APPCONNECT, 1 },
+    { "APPS", CTL_APPS, 0 },
 };
 
 long ctl_next_line(const char *buf, size_t n, size_t *consumed)

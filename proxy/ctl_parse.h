@@ -22,6 +22,11 @@ typedef enum {
     CTL_MODE,
     CTL_SHUTDOWN,
     CTL_QUIT,
+    CTL_APPLISTEN,   /* the LD_PRELOAD shim's commands (app.h) */
+    CTL_APPUNLISTEN,
+    CTL_APPROUTE,
+    CTL_APPCONNECT,
+    CTL_APPS,
     CTL_UNKNOWN,
 } ctl_cmd;
 

@@ -33,6 +33,7 @@ enum epx_mode { EPXD_MODE_HOLD = 0, EPXD_MODE_RESET = 1 };
 struct epmd_srv;
 struct proxy;
 struct control;
+struct app;
 
 typedef struct epx {
     epx_config cfg;
@@ -50,6 +51,7 @@ typedef struct epx {
     int exit_code;
     long long started_ms;
     int fds_outside_loop;              /* open fds the loop does not watch (stdio...) */
+    struct app *app;                   /* app links (app.h); made on the first APP* command */
 } epx;
 
 /* 1 if a client connection may be accepted now: more than the reserve of

@@ -79,6 +79,12 @@ typedef struct half {
     uint64_t bytes;             /* relayed so far */
 } half;
 
+/* What a link carries: Erlang distribution (accepted on a node's proxy
+ * listener, names from the handshake) or an app connection between two
+ * members under the LD_PRELOAD shim (app.c: names known at accept, no
+ * handshake to sniff, the real destination given). */
+enum link_kind { KIND_DIST, KIND_APP };
+
 typedef struct plink {
     struct plink *prev, *next;
     proxy *px;
@@ -95,6 +101,9 @@ typedef struct plink {
     const char *closed_by;      /* whose socket ended first: "initiator", "node" */
     sniff_stream ss;            /* the node's handshake frames */
     long long since_ms;
+    enum link_kind kind;
+    struct sockaddr_storage dest;   /* KIND_APP: where the member connected to */
+    socklen_t destlen;
 } plink;
 
 struct proxy {
@@ -393,7 +402,7 @@ static void dir_pump(plink *l, enum dir d)
             dir_src_ended(l, d);
             return;
         }
-        if (d == IN && sniff_acceptor(l, scratch, (size_t)k)) {
+        if (d == IN && l->kind == KIND_DIST && sniff_acceptor(l, scratch, (size_t)k)) {
             l->names_changed = 1;
             link_eval(l);
             if (h->held) {
@@ -491,7 +500,8 @@ static int link_settle(plink *l)
 /* Reach the node's real port.  -1 if l was closed (freed). */
 static int start_connect(plink *l)
 {
-    int fd = sock_connect_loopback(l->target_port);
+    int fd = l->kind == KIND_APP ? sock_connect_addr((struct sockaddr *)&l->dest, l->destlen)
+                                 : sock_connect_loopback(l->target_port);
     if (fd < 0) {
         log_msg(LOG_ERR, "link %lu: cannot connect to %s on port %d: %s", l->id, l->target,
                 l->target_port, strerror(errno));
@@ -633,6 +643,15 @@ static void connected(plink *l, int fd)
     }
     link_deadline(l, 0);
     l->state = LINK_HANDSHAKE;
+    if (l->kind == KIND_APP) {
+        /* no handshake of ours to wait for: the connection is the link */
+        l->state = LINK_UP;
+        log_msg(LOG_INFO, "link %lu %s -> %s up (app port %d)", l->id, l->from, l->to,
+                l->target_port);
+        events_add(&l->px->x->ev, loop_now_ms(), "link_up",
+                   "\"link\":%lu,\"from\":%s,\"to\":%s,\"kind\":\"app\"", l->id,
+                   events_q(l->from), events_q(l->to));
+    }
     dir_flush(l, OUT);   /* the first frame, unless held */
     link_settle(l);
 }
@@ -736,6 +755,48 @@ void proxy_rules_changed(proxy *p)
     }
 }
 
+/* Link a new plink in, newest first. */
+static void link_insert(proxy *p, plink *l)
+{
+    l->px = p;
+    l->id = ++p->next_id;
+    l->since_ms = loop_now_ms();
+    l->next = p->links;
+    if (p->links)
+        p->links->prev = l;
+    p->links = l;
+    p->nlinks++;
+}
+
+void proxy_app_link(proxy *p, int fd, const char *from, const char *to,
+                    const struct sockaddr *dest, socklen_t destlen, int port)
+{
+    epx *x = p->x;
+    plink *l = calloc(1, sizeof *l);
+    if (!l || destlen > sizeof l->dest || loop_add(x->loop, fd, 0, link_event, l) < 0) {
+        log_msg(LOG_ERR, "app relay: out of memory for a link from %s to %s", from, to);
+        free(l);
+        sock_close_rst(fd);
+        return;
+    }
+    l->kind = KIND_APP;
+    l->fd[INI] = fd;
+    l->fd[NODE] = -1;
+    l->target_port = port;
+    snprintf(l->target, sizeof l->target, "%s", to);
+    snprintf(l->from, sizeof l->from, "%s", from);
+    snprintf(l->to, sizeof l->to, "%s", to);
+    memcpy(&l->dest, dest, destlen);
+    l->destlen = destlen;
+    link_insert(p, l);
+    log_msg(LOG_INFO, "link %lu: %s -> %s (app port %d)", l->id, l->from, l->to, port);
+    events_add(&x->ev, loop_now_ms(), "link_opened",
+               "\"link\":%lu,\"from\":%s,\"to\":%s,\"kind\":\"app\",\"port\":%d", l->id,
+               events_q(l->from), events_q(l->to), port);
+    l->state = LINK_PENDING;   /* connects at once unless the rules hold it */
+    link_apply_rules(l);
+}
+
 int proxy_node_up(proxy *p, reg_node *n)
 {
     char err[256];
@@ -798,6 +859,10 @@ void proxy_links_json(proxy *p, sbuf *out)
         sbuf_json_str(out, l->from, strlen(l->from));
         sbuf_addstr(out, ",\"to\":");
         sbuf_json_str(out, l->to, strlen(l->to));
+        if (l->kind == KIND_APP)
+            sbuf_printf(out, ",\"kind\":\"app\",\"port\":%d", l->target_port);
+        else
+            sbuf_addstr(out, ",\"kind\":\"dist\"");
         sbuf_printf(out, ",\"state\":\"%s\",\"held\":\"%s\",\"bytes_out\":%llu,"
                          "\"bytes_in\":%llu,\"since\":%lld,\"age_ms\":%lld}",
                     link_state_name(l), held_names[l->h[OUT].held | l->h[IN].held << 1],

@@ -3,6 +3,8 @@
 #ifndef PROXY_H
 #define PROXY_H
 
+#include <sys/socket.h>
+
 #include "epx.h"
 #include "sbuf.h"
 
@@ -21,6 +23,13 @@ void proxy_node_down(proxy *p, reg_node *n);
 
 /* The rules or the mode changed: hold, release or (reset mode) close links. */
 void proxy_rules_changed(proxy *p);
+
+/* An app link (app.h): fd, just accepted on the app relay, is a member's
+ * connection from `from` to `to`'s port at dest.  Relayed as a
+ * distribution link is, under the same rules, without handshake sniffing.
+ * The proxy owns fd from here on (it closes it on failure). */
+void proxy_app_link(proxy *p, int fd, const char *from, const char *to,
+                    const struct sockaddr *dest, socklen_t destlen, int port);
 
 /* Number of live links. */
 int proxy_nlinks(const proxy *p);

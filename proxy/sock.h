@@ -3,6 +3,7 @@
 #define SOCK_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 /* Listen on addr (IPv4 or IPv6 literal; NULL = 127.0.0.1) and port (0 =
  * any free port).  Returns the fd, or -1 with a message in err. */
@@ -20,6 +21,8 @@ int sock_fd_limit(void);
  * connect may still be in progress: wait for POLLOUT, then sock_error), or
  * -1 with errno. */
 int sock_connect_loopback(int port);
+/* The same to any address (non-blocking, close-on-exec). */
+int sock_connect_addr(const struct sockaddr *sa, socklen_t len);
 /* The pending error of a socket (SO_ERROR), 0 if none. */
 int sock_error(int fd);
 /* Turn Nagle off. */

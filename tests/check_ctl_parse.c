@@ -14,6 +14,10 @@ static const struct { const char *word; ctl_cmd cmd; } WORDS[] = {
     { "CUT", CTL_CUT },         { "FIX", CTL_FIX },           { "ISOLATE", CTL_ISOLATE },
     { "HEAL", CTL_HEAL },       { "MODE", CTL_MODE },         { "SHUTDOWN", CTL_SHUTDOWN },
     { "QUIT", CTL_QUIT },       { "SPLIT", CTL_SPLIT },
+    /* the LD_PRELOAD shim's (man epmdpxy: "used by the shim") */
+    { "APPLISTEN", CTL_APPLISTEN }, { "APPUNLISTEN", CTL_APPUNLISTEN },
+    { "APPROUTE", CTL_APPROUTE },   { "APPCONNECT", CTL_APPCONNECT },
+    { "APPS", CTL_APPS },
 };
 #define NWORDS (sizeof WORDS / sizeof WORDS[0])
 
