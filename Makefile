@@ -73,7 +73,7 @@ $(B)/libepx.a: $(LIB_OBJS)
 $(B)/libepx.so: $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
 
-# The LD_PRELOAD shim (doc/preload.md): on its own, libc and libdl only.
+# The LD_PRELOAD shim (README: the LD_PRELOAD shim): on its own, libc and libdl only.
 $(B)/libepx_preload.so: $(B)/pic/fixture/preload.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -o $@ $^ -ldl -lpthread
 
