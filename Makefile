@@ -143,5 +143,6 @@ clean:
 include mk/bench.mk
 include mk/quality.mk
 include mk/soak.mk
+include mk/netsplit.mk
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -4,7 +4,7 @@
 #   --check  only report what is missing (exit 1 if anything is)
 set -eu
 # clang + libclang-rt: libFuzzer and the sanitizers; valgrind: memcheck of the daemon
-PKGS="erlang-base erlang-dev check libcurl4-openssl-dev libjsmn-dev pkg-config gcc make clang libclang-rt-14-dev valgrind"
+PKGS="erlang-base erlang-dev check libcurl4-openssl-dev libjsmn-dev pkg-config gcc make clang libclang-rt-14-dev valgrind iptables iproute2"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
