@@ -47,6 +47,7 @@ fi
 
 mkdir -p "$OUT/run"
 OUT=$(cd "$OUT" && pwd)
+rm -f "$OUT"/run/*.log "$OUT"/run/*.bin "$OUT"/run/rules-*
 PIDS=$OUT/pids
 
 # Ends what a run started: the recorded pids (only if they still are one of
