@@ -290,6 +290,9 @@ backend_up(epmdpxy, Cfg = #{epmdpxy := Exe}) ->
     BS.
 
 backend_down(#{kind := real, epmds := Ps}) ->
+    %% epmd does not read its stdin: tell it to go.
+    [os:cmd("kill " ++ integer_to_list(Pid))
+     || {_, _, P} <- Ps, {os_pid, Pid} <- [erlang:port_info(P, os_pid)]],
     [stop_port(P, 5000) || {_, _, P} <- Ps];
 backend_down(BS = #{kind := epmdpxy, port := P}) ->
     catch control(BS, "SHUTDOWN"),
