@@ -167,5 +167,6 @@ include mk/bench.mk
 include mk/quality.mk
 include mk/soak.mk
 include mk/erlang.mk
+include mk/netsplit.mk
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
