@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "ctl_parse.h"
+#include "http.h"
+#include "http_api.h"
 #include "log.h"
 #include "proxy.h"
 #include "sbuf.h"
@@ -25,6 +27,7 @@ typedef struct cconn {
     sbuf in, out;
     int closing;        /* close once out is flushed */
     int eof;
+    int lines;          /* lines run so far: the first may turn it into HTTP */
 } cconn;
 
 struct control {
@@ -33,6 +36,7 @@ struct control {
     int nl;
     int port;
     cconn *conns;
+    http_api *http;     /* connections that spoke HTTP; made on the first */
 };
 
 control *control_new(epx *x)
@@ -53,8 +57,10 @@ int control_port(const control *c)
 static void cconn_close(cconn *k)
 {
     control *c = k->ctl;
-    loop_del(c->x->loop, k->fd);
-    close(k->fd);
+    if (k->fd >= 0) {
+        loop_del(c->x->loop, k->fd);
+        close(k->fd);
+    }
     if (k->prev)
         k->prev->next = k->next;
     else
@@ -234,16 +240,14 @@ static void cmd_events(epx *x, sbuf *o, const ctl_line *cl)
     events_json(&x->ev, after, o);
 }
 
-/* Run one command line; append the reply line to k->out. */
-static void run_line(cconn *k, const char *line, size_t len)
+int control_exec(epx *x, const char *line, size_t len, sbuf *o)
 {
-    epx *x = k->ctl->x;
+    int close_after = 0;
     ctl_line cl;
     ctl_parse_line(line, len, &cl);
-    sbuf *o = &k->out;
     switch (cl.cmd) {
     case CTL_EMPTY:
-        return;
+        return 0;
     case CTL_PING:
         sbuf_addstr(o, "OK PONG");
         break;
@@ -291,18 +295,48 @@ static void run_line(cconn *k, const char *line, size_t len)
         sbuf_addstr(o, "OK");
         x->stop = 1;
         x->exit_code = 0;
-        k->closing = 1;
+        close_after = 1;
         break;
     case CTL_QUIT:
         sbuf_addstr(o, "OK");
-        k->closing = 1;
+        close_after = 1;
         break;
     default:
         sbuf_addstr(o, "ERR unknown command: ");
         sbuf_add(o, cl.word, strlen(cl.word));
         break;
     }
-    sbuf_addstr(o, "\n");
+    return close_after;
+}
+
+/* Run one command line; append the reply line to k->out. */
+static void run_line(cconn *k, const char *line, size_t len)
+{
+    size_t before = k->out.len;
+    if (control_exec(k->ctl->x, line, len, &k->out))
+        k->closing = 1;
+    if (k->out.len > before)
+        sbuf_addstr(&k->out, "\n");
+}
+
+/* The first line is an HTTP request line: the connection, with what it
+ * sent so far, goes to http_api; k is gone. */
+static void cconn_to_http(cconn *k)
+{
+    control *c = k->ctl;
+    int fd = k->fd;
+    sbuf in = k->in;
+    k->in = (sbuf){ 0 };
+    loop_del(c->x->loop, fd);
+    k->fd = -1;
+    cconn_close(k);
+    if (!c->http)
+        c->http = http_api_new(c->x);
+    if (c->http)
+        http_api_adopt(c->http, fd, in.p, in.len);
+    else
+        close(fd);
+    sbuf_free(&in);
 }
 
 static void cconn_update(cconn *k)
@@ -337,8 +371,8 @@ static int cconn_flush(cconn *k)
     return 0;
 }
 
-/* Run every complete line in the input buffer. */
-static void cconn_lines(cconn *k)
+/* Run every complete line in the input buffer.  -1 if k went to HTTP. */
+static int cconn_lines(cconn *k)
 {
     size_t used = 0;
     while (!k->closing && k->out.len < OUT_HIGH_WATER && used < k->in.len) {
@@ -351,6 +385,10 @@ static void cconn_lines(cconn *k)
             k->closing = 1;
             break;
         }
+        if (!k->lines++ && http_is_request_line(k->in.p, (size_t)len)) {
+            cconn_to_http(k);
+            return -1;
+        }
         run_line(k, k->in.p + used, (size_t)len);
         used += consumed;
     }
@@ -360,6 +398,7 @@ static void cconn_lines(cconn *k)
         sbuf_addstr(&k->out, "ERR line too long\n");
         k->closing = 1;
     }
+    return 0;
 }
 
 static void cconn_event(void *ctx, int fd, short rev)
@@ -381,7 +420,8 @@ static void cconn_event(void *ctx, int fd, short rev)
             }
         }
     }
-    cconn_lines(k);
+    if (cconn_lines(k) < 0)
+        return;
     if (cconn_flush(k) < 0)
         return;
     cconn_update(k);
@@ -448,6 +488,7 @@ void control_free(control *c)
         if (cconn_flush(k) == 0)
             cconn_close(k);   /* could not flush all of it: drop the rest */
     }
+    http_api_free(c->http);
     for (int i = 0; i < c->nl; i++) {
         loop_del(c->x->loop, c->lfd[i]);
         close(c->lfd[i]);
