@@ -31,6 +31,8 @@ static int fail(doc *d, const char *fmt, ...)
 /* The index of the token after token i and everything inside it. */
 static int skip(const doc *d, int i)
 {
+    if (i >= d->n)
+        return d->n;
     int end = d->t[i].end;
     for (i++; i < d->n && d->t[i].start < end; i++) {}
     return i;
@@ -139,6 +141,8 @@ static int key_is(const doc *d, int i, const char *key)
 /* Token i as a string into out; what is wrong otherwise. */
 static int string_at(doc *d, int i, const char *what, char *out, size_t cap)
 {
+    if (i >= d->n)
+        return fail(d, "body is not valid JSON");
     const jsmntok_t *t = &d->t[i];
     if (t->type != JSMN_STRING)
         return fail(d, "%s must be a string", what);
@@ -164,6 +168,8 @@ static int name_at(doc *d, int i, const char *what, const char *sep, sbuf *args)
 /* Token i: a list of names (or with one_ok, one name) joined by commas. */
 static int names_at(doc *d, int i, const char *what, int one_ok, sbuf *args)
 {
+    if (i >= d->n)
+        return fail(d, "body is not valid JSON");
     if (one_ok && d->t[i].type == JSMN_STRING)
         return name_at(d, i, what, "", args);
     if (d->t[i].type != JSMN_ARRAY)
@@ -184,6 +190,8 @@ static int spec(doc *d, sbuf *args)
     int islands = -1, from = -1, to = -1;
     int k = 1;
     for (int m = 0; m < d->t[0].size; m++, k = skip(d, k + 1)) {
+        if (k + 1 >= d->n)
+            return fail(d, "body is not valid JSON");
         if (key_is(d, k, "islands"))
             islands = k + 1;
         else if (key_is(d, k, "from"))
@@ -202,6 +210,8 @@ static int spec(doc *d, sbuf *args)
             return fail(d, "islands must be an array of arrays of node names");
         int i = islands + 1;
         for (int m = 0; m < d->t[islands].size; m++, i = skip(d, i)) {
+            if (i >= d->n)
+                return fail(d, "body is not valid JSON");
             if (m)
                 sbuf_addstr(args, " ");
             if (d->t[i].type != JSMN_ARRAY)
@@ -224,6 +234,8 @@ static int single(doc *d, const char *key, int name, sbuf *args)
 {
     int val = -1;
     for (int m = 0, k = 1; m < d->t[0].size; m++, k = skip(d, k + 1)) {
+        if (k + 1 >= d->n)
+            return fail(d, "body is not valid JSON");
         if (!key_is(d, k, key))
             return fail(d, "unknown member '%.*s' (only %s)",
                         d->t[k].end - d->t[k].start > 64 ? 64 : d->t[k].end - d->t[k].start,

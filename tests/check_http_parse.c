@@ -349,6 +349,9 @@ START_TEST(body_node_mode)
     expect_body_error(HTTP_BODY_NODE, "{}", "needs \"node\"");
     expect_body_error(HTTP_BODY_MODE, "{\"mode\": \"\"}", "mode is empty");
     expect_body_error(HTTP_BODY_MODE, "{\"mode\": true}", "must be a string");
+    /* found by fuzz_http: jsmn's tokens for this end early; nothing past them is read */
+    expect_body_error(HTTP_BODY_MODE, "{\"mode\"\":reset\"}", "");
+    expect_body_error(HTTP_BODY_SPEC, "{\"from\"\":[\"a\"]}", "");
 }
 END_TEST
 
