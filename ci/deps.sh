@@ -3,8 +3,9 @@
 # when they are all present.  Usage: ci/deps.sh [--check]
 #   --check  only report what is missing (exit 1 if anything is)
 set -eu
-# clang + libclang-rt: libFuzzer and the sanitizers; valgrind: memcheck of the daemon
-PKGS="erlang-base erlang-dev check libcurl4-openssl-dev libjsmn-dev pkg-config gcc make clang libclang-rt-14-dev valgrind"
+# clang + libclang-rt: libFuzzer and the sanitizers; valgrind: memcheck of the daemon;
+# chromium: the dashboard test (http suite) runs the page in it headless
+PKGS="erlang-base erlang-dev check libcurl4-openssl-dev libjsmn-dev pkg-config gcc make clang libclang-rt-14-dev valgrind chromium"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

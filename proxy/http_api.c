@@ -335,6 +335,10 @@ static void start_stream(hconn *c, const http_req *r)
     sbuf_addstr(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                          "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
                          "retry: 1000\n\n");
+    /* a fixed kernel buffer: no autotuning to megabytes for a client that
+     * does not read, so it falls behind (and is dropped) at a known size */
+    int sndbuf = HTTP_SSE_SNDBUF;
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     c->state = HC_STREAM;
     c->seq = next;
     c->h->nstreams++;

@@ -14,6 +14,8 @@
  * daemon; what it has not taken yet stays in the event ring.  A client whose
  * backlog falls out of the ring (EVENTS_KEEP events behind) is dropped. */
 #define HTTP_SSE_BUF (32 * 1024)
+/* ... and its socket's kernel send buffer is fixed at this (SO_SNDBUF). */
+#define HTTP_SSE_SNDBUF (64 * 1024)
 /* A request/response connection stops being read while this much of its
  * output is unsent. */
 #define HTTP_OUT_HIGH (1024 * 1024)
