@@ -475,8 +475,10 @@ static void hconn_requests(hconn *c)
         c->need = 0;
         c->continued = 0;
     }
-    if (c->eof && c->state == HC_REQUEST)
-        c->closing = 1;   /* answer what was asked, then close */
+    /* the peer is done sending: once every whole request it sent is
+     * answered, close (not while output is backed up: more may follow) */
+    if (c->eof && c->state == HC_REQUEST && c->out.len < HTTP_OUT_HIGH)
+        c->closing = 1;
 }
 
 static void hconn_event(void *ctx, int fd, short rev)
@@ -502,13 +504,19 @@ static void hconn_event(void *ctx, int fd, short rev)
         hconn_close(c);   /* nobody left to read the stream */
         return;
     }
-    hconn_requests(c);
-    if (c->state == HC_STREAM) {
-        stream_pump(c);
-        return;
+    for (;;) {
+        hconn_requests(c);
+        if (c->state == HC_STREAM) {
+            stream_pump(c);
+            return;
+        }
+        if (hconn_flush(c) < 0)
+            return;
+        /* all sent, the peer half-closed, requests still waiting behind
+         * the output limit: nothing will wake us for them, go on now */
+        if (c->out.len || !c->eof || c->closing)
+            break;
     }
-    if (hconn_flush(c) < 0)
-        return;
     hconn_update(c);
 }
 
