@@ -101,12 +101,16 @@ $(B)/tests/suites.inc: $(TEST_SRCS) Makefile
 	@printf '%s\n' $(foreach s,$(SUITES),'SUITE($(s))') > $@.tmp && mv $@.tmp $@
 $(B)/tests/runner.o: $(B)/tests/suites.inc
 
-$(B)/check_epmdpxy: $(TEST_OBJS) $(B)/libepx.a $(B)/libproxy.a
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(B)/libepx.a $(B)/libproxy.a $(CHECK_LIBS) $(CURL_LIBS) $(LDLIBS)
+# epx-cluster's modules that check_cli unit-tests (no main, no I/O loop)
+CLI_UNIT_OBJS := $(addprefix $(B)/fixture/cli/,view.o snap.o json.o self.o)
+$(B)/check_epmdpxy: $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a $(CHECK_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 # The README's first command: a live five-node cluster from the build tree.
 demo: deps
 	@$(MAKE) --no-print-directory all
+	@echo "make demo: epx-cluster is in $(abspath $(B)); to run it by name from another shell:"
+	@echo "  export PATH=$(abspath $(B)):\$$PATH"
 	EPX_EPMDPXY=$(abspath $(B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) $(B)/epx-cluster up 5
 
 deps:
@@ -157,5 +161,6 @@ clean:
 include mk/bench.mk
 include mk/quality.mk
 include mk/soak.mk
+include mk/erlang.mk
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

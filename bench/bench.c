@@ -7,7 +7,7 @@
  * distribution figure is timed inside a node (bench/epx_bench.erl), so the
  * test's stdio channel to the nodes never counts.
  *
- * Sections (BENCH_ONLY=rpc,bulk,partition,links,start picks some):
+ * Sections (BENCH_ONLY=rpc,bulk,partition,links,start,raw picks some):
  *   rpc        sequential erpc:call round trips, us per call, and the ratio
  *   bulk       1 GiB in 1 MiB binaries to a process on the other node, MiB/s
  *   partition  CUT -> nodedown (hold at net_ticktime 1 and 2, reset), and
@@ -15,6 +15,8 @@
  *   links      32 nodes fully meshed through one daemon: its RSS, its CPU
  *              while only ticks flow, the time to the mesh
  *   start      epx_fixture_start_cluster of 5 and of 16 nodes, to meshed
+ *   raw        raw TCP without the BEAM: direct, epmdpxy, socat, haproxy and
+ *              minimal relays side by side (bench/rawtcp.c)
  *
  * It reports; it never fails because the machine is slow.  Exit 0 unless
  * it could not run at all: 2 for a bad command line or a missing beam, 1
@@ -42,6 +44,7 @@
 #include "benchutil.h"
 #include "epx_fixture.h"
 #include "erlnode.h"
+#include "rawtcp.h"
 
 #define MAX_RUNS 50
 #define CHUNK    (1024 * 1024)
@@ -60,6 +63,8 @@ static struct {
     int bulk_mib;
     int idle_s;
     int links_tick;
+    int raw_rtt;
+    int raw_mib;
     const char *erl_args[48];
     char erl_args_buf[1024];
     const char *log_dir;
@@ -73,6 +78,10 @@ static bu_series hold1_first, hold1_last, hold2_first, hold2_last, reset_first, 
     heal_mesh, cut_rtt;
 static bu_series many_boot, many_mesh, many_rss, many_hwm, many_cpu;
 static bu_series start5, start16;
+static raw_figures raw;
+#define NPEER 4
+static bu_series peer_rpc[NPEER], peer_rpc_r[NPEER], peer_bulk[NPEER], peer_bulk_r[NPEER],
+    peer_cpu[NPEER];
 
 /* ---- small things ----------------------------------------------------- */
 
@@ -211,11 +220,21 @@ static double ratio(double proxied, double direct)
 /* ---- rpc and bulk ----------------------------------------------------- */
 
 typedef struct pair {
-    const char *label;
-    erlnode *a;              /* direct: a -> b */
+    const char *label;       /* NULL: not up */
+    erlnode *a;              /* direct or a peer: a -> b */
     const char *b_node;
     epx_cluster *c;          /* proxied: first node -> second */
+    pid_t cpu_pid;           /* the daemon, whose CPU time is measured */
+    const raw_relay *relay;  /* a peer: the relay process */
 } pair;
+
+/* CPU seconds of what relays this pair's traffic so far; -1 if nothing. */
+static double pair_cpu(const pair *p)
+{
+    if (p->relay)
+        return raw_relay_cpu_s(p->relay);
+    return p->cpu_pid > 0 ? bu_proc_cpu_s(p->cpu_pid) : -1;
+}
 
 static int pair_eval(const pair *p, const char *expr, char *out, size_t len, int timeout_ms)
 {
@@ -278,14 +297,41 @@ static double run_bulk(const pair *p, pid_t daemon, double *cpu_s)
     return ((double)bytes / (1024.0 * 1024.0)) / ((double)ns / 1e9);
 }
 
+/* The relays put in front of a real node beside epmdpxy (bench/rawtcp.c). */
+static const int peer_path[NPEER] = { RAW_SOCAT, RAW_HAPROXY, RAW_MIN1M, RAW_SPLICE };
+
+/* One run of rpc or bulk over every pair that is up, in an order that
+ * rotates from run to run so that a drift in the machine's load does not
+ * always favour the same path. */
+static void run_pairs(pair *pairs, int np, int r, int bulk, double *val, double *cpu)
+{
+    for (int k = 0; k < np; k++) {
+        int i = (k + r) % np;
+        val[i] = cpu[i] = NAN;
+        if (!pairs[i].label)
+            continue;
+        double c0 = pair_cpu(&pairs[i]);
+        val[i] = bulk ? run_bulk(&pairs[i], 0, NULL) : run_rpc(&pairs[i], 0, NULL);
+        double c1 = pair_cpu(&pairs[i]);
+        if (c0 >= 0 && c1 >= 0)
+            cpu[i] = c1 - c0;
+    }
+}
+
 static void sec_rpc_bulk(void)
 {
     int do_rpc = wanted("rpc"), do_bulk = wanted("bulk");
-    say("\n== RPC round trip and bulk throughput: direct (OTP epmd) and through epmdpxy\n");
+    say("\n== RPC round trip and bulk throughput: direct (OTP epmd), through epmdpxy, and "
+        "through its peers\n");
     char err[1024];
     bu_epmd e;
-    erlnode dn[2];
+    erlnode dn[2], pn[NPEER];
+    raw_relay relay[NPEER];
     memset(dn, 0, sizeof dn);
+    memset(pn, 0, sizeof pn);
+    memset(relay, 0, sizeof relay);
+    pair pairs[2 + NPEER];
+    memset(pairs, 0, sizeof pairs);
     epx_cluster *c = NULL;
     if (bu_epmd_start(&e, cfg.log_dir, err, sizeof err) < 0) {
         say("  cannot start OTP's epmd: %s\n", err);
@@ -299,7 +345,7 @@ static void sec_rpc_bulk(void)
     extra[ne++] = "false";
     extra[ne++] = "-pa";
     extra[ne++] = cfg.beam_dir;
-    for (int i = 0; cfg.erl_args[i] && ne < 60; i++)
+    for (int i = 0; cfg.erl_args[i] && ne < 56; i++)
         extra[ne++] = cfg.erl_args[i];
     extra[ne] = NULL;
     erlnode_opts o[2];
@@ -331,20 +377,58 @@ static void sec_rpc_bulk(void)
         goto out;
     }
     pid_t daemon = (pid_t)epx_fixture_daemon_pid(c);
-    pair direct = { "direct", &dn[0], dn[1].node, NULL };
-    pair proxied = { "epmdpxy", NULL, epx_fixture_node(c, 2), c };
+    pairs[0] = (pair){ "direct", &dn[0], dn[1].node, NULL, 0, NULL };
+    pairs[1] = (pair){ "epmdpxy", NULL, epx_fixture_node(c, 2), c, daemon, NULL };
     say("  direct %s -> %s; proxied %s -> %s (daemon pid %d)\n", dn[0].node, dn[1].node,
         epx_fixture_node(c, 1), epx_fixture_node(c, 2), (int)daemon);
+
+    /* The peers: a relay in front of bd2's own port, and a node that finds
+     * bd2 at the relay (bench/epx_bench_epmd.erl). */
+    int bd2_port = 0;
+    if (erlnode_evalf(&dn[0], out, sizeof out, 10000,
+                      "erl_epmd:port_please(\"bd2\", {127,0,0,1})") < 0 ||
+        sscanf(out, "{port,%d,", &bd2_port) != 1)
+        say("  cannot look up bd2's port (%s): no peers\n", out);
+    static char peer_names[NPEER][16], peer_ports[NPEER][16];
+    const char *pextra[NPEER][72];
+    for (int k = 0; k < NPEER && bd2_port > 0; k++) {
+        const char *tool = raw_path_name(peer_path[k]);
+        if (raw_relay_start(peer_path[k], bd2_port, cfg.log_dir, &relay[k]) < 0) {
+            say("  %s: not available or did not start: skipped\n", tool);
+            continue;
+        }
+        snprintf(peer_names[k], sizeof peer_names[k], "bx%d", k + 1);
+        snprintf(peer_ports[k], sizeof peer_ports[k], "%d", relay[k].port);
+        int m = 0;
+        for (; extra[m]; m++)
+            pextra[k][m] = extra[m];
+        pextra[k][m++] = "-epmd_module";
+        pextra[k][m++] = "epx_bench_epmd";
+        pextra[k][m++] = "-epx_bench_relay";
+        pextra[k][m++] = "bd2";
+        pextra[k][m++] = peer_ports[k];
+        pextra[k][m] = NULL;
+        erlnode_opts po = o[0];
+        po.name = peer_names[k];
+        po.extra = pextra[k];
+        if (erlnode_start_many(&pn[k], &po, 1, 60000, err, sizeof err) < 0 ||
+            erlnode_evalf(&pn[k], out, sizeof out, 30000, "net_kernel:connect_node('%s')",
+                          dn[1].node) < 0 ||
+            strcmp(out, "true") != 0) {
+            say("  %s: the node behind it did not connect: %s\n", tool, err);
+            continue;
+        }
+        pairs[2 + k] = (pair){ tool, &pn[k], dn[1].node, NULL, 0, &relay[k] };
+        say("  %s: %s -> %s through port %d (relay pid %d)\n", tool, pn[k].node, dn[1].node,
+            relay[k].port, (int)relay[k].pid);
+    }
+    int np = 2 + NPEER;
     for (int r = 0; r < cfg.runs; r++) {
-        /* alternate who goes first, so that a drift in the machine's load
-         * does not always favour the same side */
-        const pair *first = r % 2 ? &proxied : &direct, *second = r % 2 ? &direct : &proxied;
+        double v[2 + NPEER], cpu[2 + NPEER];
         if (do_rpc) {
-            double cpu = NAN, cpu2 = NAN;
-            double a = run_rpc(first, first == &proxied ? daemon : 0, &cpu);
-            double b = run_rpc(second, second == &proxied ? daemon : 0, &cpu2);
-            double d = first == &direct ? a : b, p = first == &direct ? b : a;
-            double dcpu = isnan(p) ? NAN : first == &proxied ? cpu : cpu2;
+            run_pairs(pairs, np, r, 0, v, cpu);
+            double d = v[0], p = v[1];
+            double dcpu = isnan(p) ? NAN : cpu[1] * 1e6 / (cfg.rpc_calls + RPC_WARMUP);
             bu_add(&rpc_d, d);
             bu_add(&rpc_p, p);
             bu_add(&rpc_r, ratio(p, d));
@@ -352,21 +436,34 @@ static void sec_rpc_bulk(void)
             say("  rpc  run %d/%d: direct %.1f us/call, epmdpxy %.1f us/call, ratio %.2f; "
                 "daemon CPU %.1f us per call\n",
                 r + 1, cfg.runs, d, p, ratio(p, d), dcpu);
+            for (int k = 0; k < NPEER; k++)
+                if (pairs[2 + k].label) {
+                    bu_add(&peer_rpc[k], v[2 + k]);
+                    bu_add(&peer_rpc_r[k], ratio(v[2 + k], d));
+                    say("       %s %.1f us/call, ratio %.2f\n", pairs[2 + k].label, v[2 + k],
+                        ratio(v[2 + k], d));
+                }
         }
         if (do_bulk) {
-            double cpu = NAN, cpu2 = NAN;
-            double a = run_bulk(first, first == &proxied ? daemon : 0, &cpu);
-            double b = run_bulk(second, second == &proxied ? daemon : 0, &cpu2);
-            double d = first == &direct ? a : b, p = first == &direct ? b : a;
-            double dcpu = first == &proxied ? cpu : cpu2;
+            run_pairs(pairs, np, r, 1, v, cpu);
+            double d = v[0], p = v[1];
+            double gib = (cfg.bulk_mib + BULK_WARMUP) / 1024.0;
+            double per_gib = isnan(p) ? NAN : cpu[1] / gib;
             bu_add(&bulk_d, d);
             bu_add(&bulk_p, p);
             bu_add(&bulk_r, ratio(p, d));
-            double per_gib = isnan(p) ? NAN : dcpu / ((cfg.bulk_mib + BULK_WARMUP) / 1024.0);
             bu_add(&bulk_cpu, per_gib);
             say("  bulk run %d/%d: direct %.0f MiB/s, epmdpxy %.0f MiB/s, ratio %.2f; "
                 "daemon CPU %.2f s per GiB\n",
                 r + 1, cfg.runs, d, p, ratio(p, d), per_gib);
+            for (int k = 0; k < NPEER; k++)
+                if (pairs[2 + k].label) {
+                    bu_add(&peer_bulk[k], v[2 + k]);
+                    bu_add(&peer_bulk_r[k], ratio(v[2 + k], d));
+                    bu_add(&peer_cpu[k], isnan(v[2 + k]) ? NAN : cpu[2 + k] / gib);
+                    say("       %s %.0f MiB/s, ratio %.2f, relay CPU %.2f s per GiB\n",
+                        pairs[2 + k].label, v[2 + k], ratio(v[2 + k], d), cpu[2 + k] / gib);
+                }
         }
     }
 out:
@@ -377,8 +474,14 @@ out:
     epx_fixture_stop_cluster(c);
     for (int i = 0; i < 2; i++)
         erlnode_close_input(&dn[i]);
+    for (int k = 0; k < NPEER; k++)
+        erlnode_close_input(&pn[k]);
     for (int i = 0; i < 2; i++)
         erlnode_stop(&dn[i], 5000);
+    for (int k = 0; k < NPEER; k++) {
+        erlnode_stop(&pn[k], 5000);
+        raw_relay_stop(&relay[k]);
+    }
     bu_epmd_stop(&e);
 }
 
@@ -694,6 +797,16 @@ static void sec_start(void)
         }
 }
 
+/* The relay alone, beside its peers (bench/rawtcp.c). */
+static void sec_raw(void)
+{
+    const char *px = getenv("EPX_EPMDPXY");
+    raw_config rc = { .runs = cfg.runs, .rtt_count = cfg.raw_rtt, .bulk_mib = cfg.raw_mib,
+                      .epmdpxy = px && *px ? px : "build/epmdpxy", .log_dir = cfg.log_dir,
+                      .say = say };
+    raw_section(&rc, &raw);
+}
+
 /* ---- the table -------------------------------------------------------- */
 
 static int build_rows(bu_row *rows)
@@ -704,7 +817,7 @@ static int build_rows(bu_row *rows)
         bu_row *r_ = &rows[n++];                                                      \
         memset(r_, 0, sizeof *r_);                                                    \
         r_->section = (sec);                                                          \
-        snprintf(r_->name, sizeof r_->name, "%s", (nm));                              \
+        snprintf(r_->name, sizeof r_->name, "%.*s", (int)sizeof r_->name - 1, (nm));                              \
         r_->direct = (d);                                                             \
         r_->proxied = (p);                                                            \
         r_->ratio = (rt);                                                             \
@@ -723,11 +836,30 @@ static int build_rows(bu_row *rows)
     if (wanted("rpc")) {
         ROW(s_rpc, "us per call", &rpc_d, &rpc_p, &rpc_r, 1, BU_GOAL_LE, 1.2, "x");
         ROW(s_rpc, "daemon CPU per call, us", NULL, &rpc_cpu, NULL, 1, BU_GOAL_NONE, 0, NULL);
+        static char pn_rpc[NPEER][96];
+        for (int k = 0; k < NPEER; k++)
+            if (peer_rpc[k].n) {
+                snprintf(pn_rpc[k], sizeof pn_rpc[k], "us per call, through %s",
+                         raw_path_name(peer_path[k]));
+                ROW(s_rpc, pn_rpc[k], &rpc_d, &peer_rpc[k], &peer_rpc_r[k], 1, BU_GOAL_NONE, 0,
+                    NULL);
+            }
     }
     if (wanted("bulk")) {
         ROW(s_bulk, "MiB/s", &bulk_d, &bulk_p, &bulk_r, 0, BU_GOAL_GE, 0.9, "x");
         ROW(s_bulk, "daemon CPU per GiB relayed, s", NULL, &bulk_cpu, NULL, 2, BU_GOAL_NONE, 0,
             NULL);
+        static char pn_bulk[NPEER][2][96];
+        for (int k = 0; k < NPEER; k++)
+            if (peer_bulk[k].n) {
+                snprintf(pn_bulk[k][0], sizeof pn_bulk[k][0], "MiB/s through %s",
+                         raw_path_name(peer_path[k]));
+                ROW(s_bulk, pn_bulk[k][0], &bulk_d, &peer_bulk[k], &peer_bulk_r[k], 0,
+                    BU_GOAL_NONE, 0, NULL);
+                snprintf(pn_bulk[k][1], sizeof pn_bulk[k][1], "%s CPU per GiB relayed, s",
+                         raw_path_name(peer_path[k]));
+                ROW(s_bulk, pn_bulk[k][1], NULL, &peer_cpu[k], NULL, 2, BU_GOAL_NONE, 0, NULL);
+            }
     }
     const char *s_part =
         "Partitions: 5 nodes, CUT n1,n2 n3,n4,n5; ms from sending CUT to nodedown in the nodes";
@@ -770,6 +902,47 @@ static int build_rows(bu_row *rows)
         ROW(s_start, "5 nodes, s", NULL, &start5, NULL, 2, BU_GOAL_NONE, 0, NULL);
         ROW(s_start, "16 nodes, s", NULL, &start16, NULL, 2, BU_GOAL_NONE, 0, NULL);
     }
+    if (wanted("raw")) {
+        static char s_raw[3][160], nm[RAW_NPATHS][4][96];
+        int half = cfg.raw_mib / 2 > 0 ? cfg.raw_mib / 2 : 1;
+        snprintf(s_raw[0], sizeof s_raw[0],
+                 "Raw TCP round trip: %d x 64 bytes, us (ratio: path / direct)", cfg.raw_rtt);
+        snprintf(s_raw[1], sizeof s_raw[1],
+                 "Raw TCP bulk: %d MiB in 1 MiB writes one way, MiB/s (ratio: path / direct)",
+                 cfg.raw_mib);
+        snprintf(s_raw[2], sizeof s_raw[2],
+                 "Raw TCP both ways: %d MiB each way at once, MiB/s summed; relay CPU", half);
+        for (int p = RAW_EPMDPXY; p < RAW_NPATHS; p++) {
+            if (raw.skipped[p])
+                continue;
+            snprintf(nm[p][0], sizeof nm[p][0], "%s", raw_path_name(p));
+            ROW(s_raw[0], nm[p][0], &raw.rtt[RAW_DIRECT], &raw.rtt[p], &raw.rtt_r[p], 1,
+                BU_GOAL_NONE, 0, NULL);
+        }
+        for (int p = RAW_EPMDPXY; p < RAW_NPATHS; p++) {
+            if (raw.skipped[p])
+                continue;
+            snprintf(nm[p][1], sizeof nm[p][1], "%s", raw_path_name(p));
+            ROW(s_raw[1], nm[p][1], &raw.bulk[RAW_DIRECT], &raw.bulk[p], &raw.bulk_r[p], 0,
+                BU_GOAL_NONE, 0, NULL);
+        }
+        ROW(s_raw[1], "epmdpxy / best minimal relay", NULL, &raw.vs_floor, NULL, 2, BU_GOAL_GE,
+            0.9, "x");
+        for (int p = RAW_EPMDPXY; p < RAW_NPATHS; p++) {
+            if (raw.skipped[p])
+                continue;
+            snprintf(nm[p][2], sizeof nm[p][2], "%s", raw_path_name(p));
+            ROW(s_raw[2], nm[p][2], &raw.duplex[RAW_DIRECT], &raw.duplex[p], &raw.duplex_r[p],
+                0, BU_GOAL_NONE, 0, NULL);
+        }
+        for (int p = RAW_EPMDPXY; p < RAW_NPATHS; p++) {
+            if (raw.skipped[p])
+                continue;
+            snprintf(nm[p][3], sizeof nm[p][3], "%s: relay CPU s per GiB (one way)",
+                     raw_path_name(p));
+            ROW(s_raw[2], nm[p][3], NULL, &raw.cpu[p], NULL, 2, BU_GOAL_NONE, 0, NULL);
+        }
+    }
 #undef ROW
     return n;
 }
@@ -777,7 +950,7 @@ static int build_rows(bu_row *rows)
 static void usage(void)
 {
     fprintf(stderr, "usage: epx-bench [--runs N] [--beam-dir DIR] [--out FILE]\n"
-                    "  BENCH_ONLY=rpc,bulk,partition,links,start picks sections\n");
+                    "  BENCH_ONLY=rpc,bulk,partition,links,start,raw picks sections\n");
 }
 
 int main(int argc, char **argv)
@@ -789,6 +962,8 @@ int main(int argc, char **argv)
     cfg.bulk_mib = env_int("BENCH_BULK_MIB", 1024, 1, 1 << 20);
     cfg.idle_s = env_int("BENCH_IDLE_S", 10, 1, 3600);
     cfg.links_tick = env_int("BENCH_LINKS_TICKTIME", 2, 1, 3600);
+    cfg.raw_rtt = env_int("BENCH_RAW_RTT", 20000, 1, 10000000);
+    cfg.raw_mib = env_int("BENCH_RAW_MIB", 1024, 1, 1 << 20);
     cfg.only = getenv("BENCH_ONLY");
     cfg.beam_dir = getenv("EPX_BENCH_BEAM_DIR");
     for (int i = 1; i < argc; i++) {
@@ -844,19 +1019,21 @@ int main(int argc, char **argv)
         sec_links();
     if (wanted("start"))
         sec_start();
+    if (wanted("raw"))
+        sec_raw();
 
-    static bu_row rows[64];
+    static bu_row rows[128];
     int nrows = build_rows(rows);
     int samples = 0;
     for (int i = 0; i < nrows; i++)
         samples += rows[i].proxied ? rows[i].proxied->n : 0;
-    static char table[16384];
+    static char table[32768];
     bu_table(rows, nrows, table, sizeof table);
     double la[3] = { -1, -1, -1 };
     if (getloadavg(la, 3) < 0)
         la[0] = la[1] = la[2] = -1;
     int left = bu_count_children();
-    static char report[32768];
+    static char report[49152];
     snprintf(report, sizeof report,
              "%s"
              "runs: %d; each cell: median (min-max) over the runs; the bench took %.0f s; "

@@ -107,7 +107,7 @@ static void status_json(epx *x, sbuf *o)
                    "\"mode\":\"%s\",\"nodes\":%d,\"links\":%d,\"rules\":%zu,"
                    "\"uptime_ms\":%lld}",
                 EPX_VERSION, (int)getpid(), x->epmd_port, x->control_port,
-                x->mode == EPX_MODE_RESET ? "reset" : "hold", x->reg.nreg,
+                x->mode == EPXD_MODE_RESET ? "reset" : "hold", x->reg.nreg,
                 proxy_nlinks(x->proxy), x->rules.n, loop_now_ms() - x->started_ms);
 }
 
@@ -133,6 +133,17 @@ static void ok_names(epx *x, sbuf *o, char names[][RULES_MAX_NAME + 1], int n)
     }
 }
 
+/* The ERR line for a rules_* failure code. */
+static void rules_err(sbuf *o, int rc)
+{
+    if (rc == -2)
+        sbuf_printf(o, "ERR too many rules: at most %d blocked pairs", RULES_MAX);
+    else if (rc == -3)
+        sbuf_printf(o, "ERR too many rules with patterns: at most %d pairs", RULES_MAX_GLOB);
+    else
+        sbuf_addstr(o, "ERR out of memory");
+}
+
 /* CUT / FIX / SPLIT: islands or (not SPLIT) one way.  SPLIT replaces every
  * rule with exactly the islands' blocks, in one step. */
 static void cmd_cut_fix(epx *x, sbuf *o, const ctl_line *cl, ctl_cmd cmd)
@@ -148,20 +159,16 @@ static void cmd_cut_fix(epx *x, sbuf *o, const ctl_line *cl, ctl_cmd cmd)
             sbuf_printf(o, "ERR %s", err);
         return;
     }
-    if (cmd == CTL_SPLIT) {
-        if (spec.oneway) {
-            sbuf_addstr(o, "ERR SPLIT takes islands, not '->'");
-            return;
-        }
-        rules_clear(&x->rules);
-    }
-    int changed = rules_apply(&x->rules, &spec, cut);
-    if (changed == -2) {
-        sbuf_printf(o, "ERR too many rules: at most %d blocked pairs", RULES_MAX);
+    if (cmd == CTL_SPLIT && spec.oneway) {
+        sbuf_addstr(o, "ERR SPLIT takes islands, not '->'");
         return;
     }
+    /* the new set is built aside (SPLIT) or allocated first: a refused
+     * command leaves every rule as it was */
+    int changed = cmd == CTL_SPLIT ? rules_replace(&x->rules, &spec)
+                                   : rules_apply(&x->rules, &spec, cut);
     if (changed < 0) {
-        sbuf_addstr(o, "ERR out of memory");
+        rules_err(o, changed);
         return;
     }
     events_add(&x->ev, loop_now_ms(), cmd == CTL_SPLIT ? "split" : cut ? "cut" : "fix",
@@ -173,40 +180,45 @@ static void cmd_cut_fix(epx *x, sbuf *o, const ctl_line *cl, ctl_cmd cmd)
     ok_names(x, o, spec.names, spec.nnames);
 }
 
+/* ISOLATE name [EXCEPT p1,p2]: name against every node but those. */
 static void cmd_isolate(epx *x, sbuf *o, const ctl_line *cl)
 {
     char name[1][RULES_MAX_NAME + 1];
-    if (!rules_valid_name(cl->args, cl->argslen)) {
-        sbuf_addstr(o, cl->argslen ? "ERR ISOLATE takes one node name" : "ERR ISOLATE needs a node name");
+    char err[256];
+    sbuf except = { 0 };
+    if (rules_parse_isolate(cl->args, cl->argslen, name[0], &except, err, sizeof err) < 0) {
+        sbuf_printf(o, "ERR ISOLATE %s", err);
+        sbuf_free(&except);
         return;
     }
-    memcpy(name[0], cl->args, cl->argslen);
-    name[0][cl->argslen] = 0;
-    int a = rules_add(&x->rules, name[0], "*");
-    int b = a < 0 ? a : rules_add(&x->rules, "*", name[0]);
-    if (a < 0 || b < 0) {
-        if (a > 0)
-            rules_remove(&x->rules, name[0], "*");
-        sbuf_addstr(o, a == -2 || b == -2 ? "ERR too many rules" : "ERR out of memory");
+    int changed = rules_isolate(&x->rules, name[0], sbuf_str(&except));
+    if (changed < 0) {
+        rules_err(o, changed);
+        sbuf_free(&except);
         return;
     }
-    events_add(&x->ev, loop_now_ms(), "isolate", "\"node\":%s", events_q(name[0]));
-    log_msg(LOG_INFO, "control: ISOLATE %s", name[0]);
+    if (except.len)
+        events_add(&x->ev, loop_now_ms(), "isolate", "\"node\":%s,\"except\":%s",
+                   events_q(name[0]), events_q(sbuf_str(&except)));
+    else
+        events_add(&x->ev, loop_now_ms(), "isolate", "\"node\":%s", events_q(name[0]));
+    log_msg(LOG_INFO, "control: ISOLATE %.*s", (int)cl->argslen, cl->args);
     proxy_rules_changed(x->proxy);
     ok_names(x, o, name, 1);
+    sbuf_free(&except);
 }
 
 static void cmd_mode(epx *x, sbuf *o, const ctl_line *cl)
 {
     if (cl->argslen == 0) {
-        sbuf_printf(o, "OK %s", x->mode == EPX_MODE_RESET ? "reset" : "hold");
+        sbuf_printf(o, "OK %s", x->mode == EPXD_MODE_RESET ? "reset" : "hold");
         return;
     }
     enum epx_mode m;
     if (cl->argslen == 4 && strncasecmp(cl->args, "hold", 4) == 0) {
-        m = EPX_MODE_HOLD;
+        m = EPXD_MODE_HOLD;
     } else if (cl->argslen == 5 && strncasecmp(cl->args, "reset", 5) == 0) {
-        m = EPX_MODE_RESET;
+        m = EPXD_MODE_RESET;
     } else {
         sbuf_printf(o, "ERR unknown mode %.*s (hold or reset)", (int)(cl->argslen > 64 ? 64 : cl->argslen),
                     cl->args);
@@ -215,11 +227,11 @@ static void cmd_mode(epx *x, sbuf *o, const ctl_line *cl)
     if (m != x->mode) {
         x->mode = m;
         events_add(&x->ev, loop_now_ms(), "mode", "\"mode\":\"%s\"",
-                   m == EPX_MODE_RESET ? "reset" : "hold");
-        log_msg(LOG_INFO, "control: MODE %s", m == EPX_MODE_RESET ? "reset" : "hold");
+                   m == EPXD_MODE_RESET ? "reset" : "hold");
+        log_msg(LOG_INFO, "control: MODE %s", m == EPXD_MODE_RESET ? "reset" : "hold");
         proxy_rules_changed(x->proxy);
     }
-    sbuf_printf(o, "OK %s", m == EPX_MODE_RESET ? "reset" : "hold");
+    sbuf_printf(o, "OK %s", m == EPXD_MODE_RESET ? "reset" : "hold");
 }
 
 static void cmd_events(epx *x, sbuf *o, const ctl_line *cl)
@@ -240,14 +252,18 @@ static void cmd_events(epx *x, sbuf *o, const ctl_line *cl)
     events_json(&x->ev, after, o);
 }
 
-int control_exec(epx *x, const char *line, size_t len, sbuf *o)
+control_result control_exec(epx *x, const ctl_line *cl, sbuf *o)
 {
-    int close_after = 0;
-    ctl_line cl;
-    ctl_parse_line(line, len, &cl);
-    switch (cl.cmd) {
+    control_result res = CONTROL_REPLY;
+    if (cl->cmd == CTL_EMPTY)
+        return CONTROL_NO_REPLY;
+    if (cl->cmd != CTL_UNKNOWN && cl->argslen && !ctl_cmd_takes_args(cl->cmd)) {
+        sbuf_printf(o, "ERR %s takes no arguments", ctl_cmd_name(cl->cmd));
+        return CONTROL_REPLY;
+    }
+    switch (cl->cmd) {
     case CTL_EMPTY:
-        return 0;
+        break;
     case CTL_PING:
         sbuf_addstr(o, "OK PONG");
         break;
@@ -270,10 +286,10 @@ int control_exec(epx *x, const char *line, size_t len, sbuf *o)
     case CTL_CUT:
     case CTL_FIX:
     case CTL_SPLIT:
-        cmd_cut_fix(x, o, &cl, cl.cmd);
+        cmd_cut_fix(x, o, cl, cl->cmd);
         break;
     case CTL_ISOLATE:
-        cmd_isolate(x, o, &cl);
+        cmd_isolate(x, o, cl);
         break;
     case CTL_HEAL: {
         size_t n = x->rules.n;
@@ -285,38 +301,41 @@ int control_exec(epx *x, const char *line, size_t len, sbuf *o)
         break;
     }
     case CTL_MODE:
-        cmd_mode(x, o, &cl);
+        cmd_mode(x, o, cl);
         break;
     case CTL_EVENTS:
-        cmd_events(x, o, &cl);
+        cmd_events(x, o, cl);
         break;
     case CTL_SHUTDOWN:
         log_msg(LOG_INFO, "control: SHUTDOWN");
         sbuf_addstr(o, "OK");
         x->stop = 1;
         x->exit_code = 0;
-        close_after = 1;
+        res = CONTROL_CLOSE;
         break;
     case CTL_QUIT:
         sbuf_addstr(o, "OK");
-        close_after = 1;
+        res = CONTROL_CLOSE;
         break;
     default:
         sbuf_addstr(o, "ERR unknown command: ");
-        sbuf_add(o, cl.word, strlen(cl.word));
+        sbuf_add(o, cl->word, strlen(cl->word));
         break;
     }
-    return close_after;
+    return res;
 }
 
 /* Run one command line; append the reply line to k->out. */
 static void run_line(cconn *k, const char *line, size_t len)
 {
-    size_t before = k->out.len;
-    if (control_exec(k->ctl->x, line, len, &k->out))
+    ctl_line cl;
+    ctl_parse_line(line, len, &cl);
+    control_result res = control_exec(k->ctl->x, &cl, &k->out);
+    if (res == CONTROL_NO_REPLY)
+        return;
+    sbuf_addstr(&k->out, "\n");
+    if (res == CONTROL_CLOSE)
         k->closing = 1;
-    if (k->out.len > before)
-        sbuf_addstr(&k->out, "\n");
 }
 
 /* The first line is an HTTP request line: the connection, with what it
@@ -349,7 +368,15 @@ static void cconn_update(cconn *k)
     loop_mod(k->ctl->x->loop, k->fd, ev);
 }
 
-/* Write what is pending.  -1 if the connection was closed. */
+/* Is a complete command line waiting (left for want of output room)? */
+static int cconn_has_line(const cconn *k)
+{
+    return k->in.len && memchr(k->in.p, '\n', k->in.len);
+}
+
+/* Write what is pending; close once nothing is left to say: after QUIT, or
+ * after the client's EOF once every complete line it sent is answered.
+ * -1 if the connection was closed. */
 static int cconn_flush(cconn *k)
 {
     while (k->out.len) {
@@ -364,7 +391,7 @@ static int cconn_flush(cconn *k)
         }
         sbuf_consume(&k->out, (size_t)n);
     }
-    if (!k->out.len && (k->closing || k->eof)) {
+    if (!k->out.len && (k->closing || (k->eof && !cconn_has_line(k)))) {
         cconn_close(k);
         return -1;
     }
@@ -420,10 +447,16 @@ static void cconn_event(void *ctx, int fd, short rev)
             }
         }
     }
-    if (cconn_lines(k) < 0)
-        return;
-    if (cconn_flush(k) < 0)
-        return;
+    for (;;) {
+        if (cconn_lines(k) < 0)
+            return;
+        if (cconn_flush(k) < 0)
+            return;
+        /* the output drained while lines wait: after an EOF no read will
+         * come to run them, so run them now */
+        if (k->out.len || k->closing || !cconn_has_line(k))
+            break;
+    }
     cconn_update(k);
 }
 

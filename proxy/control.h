@@ -3,9 +3,24 @@
 #define CONTROL_H
 
 #include "epx.h"
+
+#include "ctl_parse.h"
 #include "sbuf.h"
 
 typedef struct control control;
+
+/* What the transport does after control_exec. */
+typedef enum {
+    CONTROL_NO_REPLY,   /* a blank line: nothing to send */
+    CONTROL_REPLY,      /* send the reply, go on */
+    CONTROL_CLOSE,      /* send the reply, then close (QUIT, SHUTDOWN) */
+} control_result;
+
+/* Run one parsed command against the daemon and append its reply line
+ * ("OK ..." or "ERR ...", no newline) to out.  Independent of any socket,
+ * so that every transport runs the same commands.  A refused command
+ * (ERR) changes nothing. */
+control_result control_exec(epx *x, const ctl_line *cl, sbuf *out);
 
 control *control_new(epx *x);
 /* Listen on addr:port (0 = any; later calls reuse the first port).  0, or
@@ -13,12 +28,5 @@ control *control_new(epx *x);
 int control_listen(control *c, const char *addr, int port, char *err, size_t errlen);
 int control_port(const control *c);
 void control_free(control *c);
-
-/* Run one command line (no terminator) of the line protocol and append its
- * reply to o without a newline: "OK ...", "ERR ...", nothing for a blank
- * line.  The one implementation of every command, for the line protocol
- * and for HTTP.  Returns 1 if the connection that sent it should close
- * after the reply (QUIT, SHUTDOWN), else 0. */
-int control_exec(epx *x, const char *line, size_t len, sbuf *o);
 
 #endif

@@ -6,15 +6,16 @@
 static const struct {
     const char *name;
     ctl_cmd cmd;
+    int args;         /* takes arguments (some optional) */
 } commands[] = {
-    { "PING", CTL_PING },       { "NODES", CTL_NODES },
-    { "LINKS", CTL_LINKS },     { "RULES", CTL_RULES },
-    { "STATUS", CTL_STATUS },   { "EVENTS", CTL_EVENTS },
-    { "CUT", CTL_CUT },         { "FIX", CTL_FIX },
-    { "SPLIT", CTL_SPLIT },
-    { "ISOLATE", CTL_ISOLATE }, { "HEAL", CTL_HEAL },
-    { "MODE", CTL_MODE },       { "SHUTDOWN", CTL_SHUTDOWN },
-    { "QUIT", CTL_QUIT },
+    { "PING", CTL_PING, 0 },       { "NODES", CTL_NODES, 0 },
+    { "LINKS", CTL_LINKS, 0 },     { "RULES", CTL_RULES, 0 },
+    { "STATUS", CTL_STATUS, 0 },   { "EVENTS", CTL_EVENTS, 1 },
+    { "CUT", CTL_CUT, 1 },         { "FIX", CTL_FIX, 1 },
+    { "SPLIT", CTL_SPLIT, 1 },
+    { "ISOLATE", CTL_ISOLATE, 1 }, { "HEAL", CTL_HEAL, 0 },
+    { "MODE", CTL_MODE, 1 },       { "SHUTDOWN", CTL_SHUTDOWN, 0 },
+    { "QUIT", CTL_QUIT, 0 },
 };
 
 long ctl_next_line(const char *buf, size_t n, size_t *consumed)
@@ -74,4 +75,12 @@ const char *ctl_cmd_name(ctl_cmd cmd)
         if (commands[k].cmd == cmd)
             return commands[k].name;
     return cmd == CTL_EMPTY ? "" : "UNKNOWN";
+}
+
+int ctl_cmd_takes_args(ctl_cmd cmd)
+{
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (commands[k].cmd == cmd)
+            return commands[k].args;
+    return 0;
 }

@@ -44,4 +44,8 @@ void ctl_parse_line(const char *line, size_t len, ctl_line *out);
 /* The name of a command, upper case ("PING"). */
 const char *ctl_cmd_name(ctl_cmd cmd);
 
+/* Does cmd take arguments?  Those that do not must refuse any: "HEAL extra"
+ * is a typo or a misunderstanding, never a HEAL. */
+int ctl_cmd_takes_args(ctl_cmd cmd);
+
 #endif

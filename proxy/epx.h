@@ -23,7 +23,7 @@ typedef struct epx_config {
     int debug;                         /* -d count */
 } epx_config;
 
-enum epx_mode { EPX_MODE_HOLD = 0, EPX_MODE_RESET = 1 };
+enum epx_mode { EPXD_MODE_HOLD = 0, EPXD_MODE_RESET = 1 };
 
 struct epmd_srv;
 struct proxy;

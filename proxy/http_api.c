@@ -159,7 +159,9 @@ static int run(hconn *c, const http_req *r, const char *line, size_t len)
 {
     sbuf *o = &c->h->reply;
     sbuf_reset(o);
-    control_exec(c->h->x, line, len, o);
+    ctl_line cl;
+    ctl_parse_line(line, len, &cl);
+    control_exec(c->h->x, &cl, o);
     if (o->oom) {
         req_error(c, r, 500, "out of memory");
         return -1;

@@ -8,8 +8,8 @@
  *   HTTP_BODY_NODE  {"node": "n3"}                      -> "n3"
  *   HTTP_BODY_MODE  {"mode": "reset"}                   -> "reset"
  *
- * Every name must be a valid node name (rules_valid_name), so a name can
- * never smuggle a separator into the line.  Whether the islands make sense
+ * Every name must be a valid node name or pattern (rules_valid_name), so a
+ * name can never smuggle a separator into the line.  Whether the islands make sense
  * (two at least, nobody in two) is left to the command, which says so in
  * its own words. */
 #ifndef HTTP_BODY_H

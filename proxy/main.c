@@ -391,7 +391,6 @@ int main(int argc, char **argv)
         long long now = loop_now_ms();
         if (now >= next_tick) {
             wait = epmd_srv_tick(x.epmd, now);
-            proxy_tick(x.proxy, now);
             next_tick = now + wait;
         }
         long long t = next_tick - loop_now_ms();

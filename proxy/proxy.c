@@ -19,43 +19,81 @@
 #define PUMP_BUDGET     (1024 * 1024) /* bytes one event may move before others' turn */
 
 enum link_state {
-    LINK_NAME,          /* reading the initiator's first frame */
+    LINK_NAME,          /* reading the initiator's first frame (deadline: NAME_TIMEOUT_MS) */
     LINK_PENDING,       /* name known, blocked towards the node: held before connecting */
-    LINK_CONNECTING,    /* connecting to the node's real port */
+    LINK_CONNECTING,    /* connecting to the node's real port (deadline: CONNECT_TIMEOUT_MS) */
     LINK_HANDSHAKE,     /* relaying, the node has not sent its 'a' yet */
     LINK_UP,            /* handshake done */
 };
 
-/* Bytes read from fd[i] on their way to fd[1-i]. */
+/* A link's two sockets, and its two directions named after their source. */
+enum side { INI = 0, NODE = 1 };        /* fd[INI]: the initiator; fd[NODE]: the node's port */
+enum dir { OUT = 0, IN = 1 };           /* OUT: initiator -> node; IN: node -> initiator */
+
+static enum side dir_src(enum dir d) { return d == OUT ? INI : NODE; }
+static enum side dir_sink(enum dir d) { return d == OUT ? NODE : INI; }
+static enum dir dir_from(enum side s) { return s == INI ? OUT : IN; }
+static enum dir dir_into(enum side s) { return s == INI ? IN : OUT; }
+static enum dir dir_other(enum dir d) { return d == OUT ? IN : OUT; }
+
+/* One direction: bytes read from its source side, written to its sink side.
+ * `held` comes from the rules and is orthogonal to the state: a held
+ * direction's source is not read and its sink not written; only a hang-up
+ * of the source is noticed (POLLRDHUP).
+ *
+ *   OPEN      --source gives EOF or an error---------------------> DRAINING
+ *   OPEN      --source hung up, noticed without reading ----------> HUNG
+ *   HUNG      (once not held it is read again: what the kernel kept, then EOF -> DRAINING)
+ *   DRAINING  --nothing pending and not held: SHUT_WR the sink---> DONE
+ *   OPEN      --sink failed: pending bytes dropped---------------> SINK_DEAD
+ *   HUNG, DRAINING --sink failed------------------------------------> DONE
+ *   SINK_DEAD --source ended or hung up----------------------------> DONE
+ *
+ * Invariants, restored by link_settle after every event:
+ *  - DRAINING, nothing pending and not held => DONE: an EOF waits only
+ *    behind data or a hold, never for anything else.
+ *  - only OPEN, HUNG and DRAINING hold pending bytes.
+ *  - a direction is *finished* when it is DONE; or held with its source
+ *    gone (HUNG, DRAINING): what it holds has no one left to follow it; or
+ *    SINK_DEAD while the other direction, which would carry the sink's
+ *    reset back, is not held.
+ *  - both directions finished => the link closes.  So a link closes once
+ *    both nodes have closed, whatever is held (a peer that half-closed and
+ *    still reads behind a hold loses what was held for it: Erlang nodes
+ *    never half-close).
+ */
+enum dir_state { DIR_OPEN, DIR_HUNG, DIR_DRAINING, DIR_SINK_DEAD, DIR_DONE };
+
 typedef struct half {
-    uint8_t *buf;       /* HALF_CAP bytes, allocated while in use */
-    size_t off, len;    /* pending: buf[off..len) */
-    int eof;            /* fd[i] will give no more (EOF or error) */
-    int shut;           /* ...and everything before it reached fd[1-i] */
-    int held;           /* blocked by a rule: fd[i] is not read, buf not written */
-    int gone_seen;      /* while held, fd[i]'s peer was seen closing */
-    uint64_t bytes;     /* relayed so far */
+    enum dir_state st;
+    int held;                   /* blocked by a rule */
+    long long held_since_ms;    /* when it became held; 0 when not held */
+    uint8_t *buf;               /* HALF_CAP bytes, allocated only while bytes are pending */
+    size_t off, len;            /* pending: buf[off..len) */
+    uint64_t bytes;             /* relayed so far */
 } half;
 
 typedef struct plink {
     struct plink *prev, *next;
     proxy *px;
     unsigned long id;
-    int fd[2];                  /* 0: the initiator, 1: the node's real port */
-    half h[2];                  /* 0: initiator -> node, 1: node -> initiator */
+    int fd[2];                  /* by enum side */
+    half h[2];                  /* by enum dir */
     enum link_state state;
+    loop_timer *deadline;       /* LINK_NAME and LINK_CONNECTING only */
+    int names_changed;          /* the node's handshake named someone new: apply the rules */
     int target_port;            /* the node's own port */
-    char target[EPMD_MAXSYMLEN + 1];       /* its alive name */
+    char target[EPMD_MAXSYMLEN + 1];       /* its registered (alive) name */
     char from[SNIFF_MAX_NAME + 1];
     char to[SNIFF_MAX_NAME + 1];
-    const char *closed_by;      /* who closed first: "initiator", "node" */
+    const char *closed_by;      /* whose socket ended first: "initiator", "node" */
     sniff_stream ss;            /* the node's handshake frames */
-    long long since_ms, deadline_ms;
+    long long since_ms;
 } plink;
 
 struct proxy {
     epx *x;
-    plink *links;
+    plink *links;               /* newest first */
     int nlinks;
     unsigned long next_id;
 };
@@ -71,23 +109,24 @@ proxy *proxy_new(epx *x)
     return p;
 }
 
-/* Close both sockets; rst != 0 makes both peers see a reset. */
+/* Close both sockets and free l; rst != 0 makes both peers see a reset. */
 static void link_close(plink *l, const char *by, const char *why, int rst)
 {
     proxy *p = l->px;
     epx *x = p->x;
     if (l->state != LINK_NAME || l->from[0]) {
         log_msg(LOG_INFO, "link %lu %s -> %s closed by %s: %s (%llu bytes out, %llu in)", l->id,
-                l->from[0] ? l->from : "?", l->to, by, why, (unsigned long long)l->h[0].bytes,
-                (unsigned long long)l->h[1].bytes);
+                l->from[0] ? l->from : "?", l->to, by, why, (unsigned long long)l->h[OUT].bytes,
+                (unsigned long long)l->h[IN].bytes);
         events_add(&x->ev, loop_now_ms(), "link_closed",
                    "\"link\":%lu,\"from\":%s,\"to\":%s,\"by\":\"%s\",\"reason\":%s,"
                    "\"bytes_out\":%llu,\"bytes_in\":%llu",
                    l->id, events_q(l->from), events_q(l->to), by, events_q(why),
-                   (unsigned long long)l->h[0].bytes, (unsigned long long)l->h[1].bytes);
+                   (unsigned long long)l->h[OUT].bytes, (unsigned long long)l->h[IN].bytes);
     } else {
         log_msg(LOG_DEBUG, "connection %lu to %s closed: %s", l->id, l->target, why);
     }
+    loop_timer_del(x->loop, l->deadline);
     for (int i = 0; i < 2; i++) {
         if (l->fd[i] >= 0) {
             loop_del(x->loop, l->fd[i]);
@@ -108,126 +147,190 @@ static void link_close(plink *l, const char *by, const char *why, int rst)
     free(l);
 }
 
-/* Work out from the rules which directions are blocked.  Returns 1 if any. */
-static int link_eval(plink *l)
+/* ---- deadlines ---------------------------------------------------------- */
+
+static void link_deadline_fired(void *ctx)
 {
-    rules *r = &l->px->x->rules;
-    l->h[0].held = rules_blocked(r, l->from, l->to);
-    l->h[1].held = rules_blocked(r, l->to, l->from);
-    return l->h[0].held || l->h[1].held;
+    plink *l = ctx;
+    l->deadline = NULL;   /* the loop already freed it */
+    link_close(l, "daemon",
+               l->state == LINK_NAME ? "no handshake name in time" : "node did not accept in time",
+               0);
 }
 
-/* What each fd should be polled for, from the link's state and buffers. */
-static void link_update(plink *l)
+/* Replace l's deadline with one ms from now (0: none).  -1 if no timer
+ * could be made (the caller closes the link: it must not live unbounded). */
+static int link_deadline(plink *l, int ms)
 {
     loop *lp = l->px->x->loop;
-    short ev[2] = { 0, 0 };
-    switch (l->state) {
-    case LINK_NAME:
-        ev[0] = POLLIN;
-        break;
-    case LINK_PENDING:
-        /* not read: only notice the initiator giving up */
-        if (!l->h[0].gone_seen)
-            ev[0] = POLLRDHUP;
-        break;
-    case LINK_CONNECTING:
-        ev[1] = POLLOUT;
-        break;
-    case LINK_HANDSHAKE:
-    case LINK_UP:
-        for (int i = 0; i < 2; i++) {
-            half *in = &l->h[i], *out = &l->h[1 - i];
-            if (in->held) {
-                if (!in->eof && !in->gone_seen)
-                    ev[i] |= POLLRDHUP;
-            } else if (!in->eof && in->off == in->len) {
-                ev[i] |= POLLIN;   /* read on only when the last chunk went out */
-            }
-            if (!out->held && out->len > out->off)
-                ev[i] |= POLLOUT;
-        }
-        break;
-    }
-    for (int i = 0; i < 2; i++)
-        if (l->fd[i] >= 0)
-            loop_mod(lp, l->fd[i], ev[i]);
+    loop_timer_del(lp, l->deadline);
+    l->deadline = NULL;
+    if (ms && !(l->deadline = loop_timer_in(lp, ms, link_deadline_fired, l)))
+        return -1;
+    return 0;
 }
 
-static void note_closed_by(plink *l, int i)
+/* ---- one direction ------------------------------------------------------ */
+
+static size_t dir_pending(const half *h)
+{
+    return h->len - h->off;
+}
+
+/* Read from the source now? */
+static int dir_reads(const half *h)
+{
+    return (h->st == DIR_OPEN || h->st == DIR_HUNG) && !h->held && !dir_pending(h);
+}
+
+/* Not read, but its source's hang-up still matters. */
+static int dir_watches(const half *h)
+{
+    return (h->st == DIR_OPEN && h->held) || h->st == DIR_SINK_DEAD;
+}
+
+static int dir_finished(const plink *l, enum dir d)
+{
+    const half *h = &l->h[d];
+    return h->st == DIR_DONE || (h->held && (h->st == DIR_HUNG || h->st == DIR_DRAINING)) ||
+           (h->st == DIR_SINK_DEAD && !l->h[dir_other(d)].held);
+}
+
+static void note_closed_by(plink *l, enum side s)
 {
     if (!l->closed_by)
-        l->closed_by = side_name[i];
+        l->closed_by = side_name[s];
 }
 
-/* fd[i] is gone for writing: what was meant for it is dropped, and nothing
- * more will be read from it either. */
-static void side_dead(plink *l, int i)
+static void dir_drop(half *h)
 {
-    half *to_i = &l->h[1 - i];
-    to_i->off = to_i->len = 0;
-    to_i->eof = to_i->shut = 1;
-    l->h[i].eof = 1;
-    note_closed_by(l, i);
-}
-
-/* After a half drained: pass an EOF on once everything before it went out
- * (never while the direction is held: the EOF waits behind the data). */
-static void half_finish(plink *l, int i)
-{
-    half *h = &l->h[i];
-    if (h->held || h->off != h->len)
-        return;
-    h->off = h->len = 0;
-    free(h->buf);   /* an idle link holds no buffer */
+    free(h->buf);   /* an idle direction holds no buffer */
     h->buf = NULL;
-    if (h->eof && !h->shut) {
-        shutdown(l->fd[1 - i], SHUT_WR);
-        h->shut = 1;
+    h->off = h->len = 0;
+}
+
+/* Transition: the source gave EOF or an error. */
+static void dir_src_ended(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    note_closed_by(l, dir_src(d));
+    if (h->st == DIR_OPEN || h->st == DIR_HUNG)
+        h->st = DIR_DRAINING;
+    else if (h->st == DIR_SINK_DEAD)
+        h->st = DIR_DONE;
+}
+
+/* Transition: the source hung up, seen without reading it (held, or the
+ * sink is dead). */
+static void dir_src_hung(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    enum side s = dir_src(d);
+    note_closed_by(l, s);
+    if (h->st == DIR_SINK_DEAD) {
+        h->st = DIR_DONE;
+    } else if (h->st == DIR_OPEN) {
+        h->st = DIR_HUNG;
+        log_msg(LOG_INFO, "link %lu: %s closed while held", l->id, side_name[s]);
+        events_add(&l->px->x->ev, loop_now_ms(), "link_peer_closed",
+                   "\"link\":%lu,\"from\":%s,\"to\":%s,\"side\":\"%s\",\"held\":true", l->id,
+                   events_q(l->from), events_q(l->to), side_name[s]);
     }
 }
 
-/* Write what half i holds to fd[1-i].  -1 if that socket failed. */
-static int half_flush(plink *l, int i)
+/* Transition: the sink cannot be written any more; what was pending for
+ * it is dropped. */
+static void dir_sink_failed(plink *l, enum dir d)
 {
-    half *h = &l->h[i];
-    int o = 1 - i;
-    if (h->held)
-        return 0;
-    while (h->off < h->len) {
-        ssize_t k = send(l->fd[o], h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
+    half *h = &l->h[d];
+    dir_drop(h);
+    if (h->st == DIR_OPEN)
+        h->st = DIR_SINK_DEAD;
+    else if (h->st == DIR_HUNG || h->st == DIR_DRAINING)
+        h->st = DIR_DONE;
+}
+
+/* Transition: an EOF waiting behind data or a hold goes out once neither
+ * is left (the invariant's first line). */
+static void dir_settle(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    if (h->buf && !dir_pending(h))
+        dir_drop(h);
+    if (h->st == DIR_DRAINING && !h->held && !dir_pending(h)) {
+        shutdown(l->fd[dir_sink(d)], SHUT_WR);
+        h->st = DIR_DONE;
+    }
+}
+
+/* A socket failed (read or write error, e.g. a reset): nothing more comes
+ * from it and nothing more can go to it. */
+static void side_failed(plink *l, enum side s, const char *what, int err)
+{
+    log_msg(LOG_DEBUG, "link %lu: %s on %s: %s", l->id, what, side_name[s], strerror(err));
+    dir_sink_failed(l, dir_into(s));
+    dir_src_ended(l, dir_from(s));
+}
+
+/* Keep n bytes as d's pending bytes (there are none yet).  0, or -1 if
+ * out of memory (then the sink is given up: the bytes cannot be kept). */
+static int dir_keep(plink *l, enum dir d, const uint8_t *p, size_t n)
+{
+    half *h = &l->h[d];
+    if (!h->buf && !(h->buf = malloc(HALF_CAP))) {
+        log_msg(LOG_ERR, "link %lu: out of memory: dropping the link", l->id);
+        side_failed(l, dir_sink(d), "keeping bytes", ENOMEM);
+        return -1;
+    }
+    memmove(h->buf, p, n);
+    h->off = 0;
+    h->len = n;
+    return 0;
+}
+
+/* Write what d holds to its sink, unless held.  A write error fails the
+ * sink's side. */
+static void dir_flush(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    int fd = l->fd[dir_sink(d)];
+    while (!h->held && dir_pending(h)) {
+        ssize_t k = send(fd, h->buf + h->off, dir_pending(h), MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0 && errno == EAGAIN)
-            return 0;
+            return;
         if (k <= 0) {
-            log_msg(LOG_DEBUG, "link %lu: write to %s failed: %s", l->id, side_name[o],
-                    strerror(errno));
-            side_dead(l, o);
-            return -1;
+            side_failed(l, dir_sink(d), "write", k < 0 ? errno : EPIPE);
+            return;
         }
         h->off += (size_t)k;
         h->bytes += (uint64_t)k;
     }
-    half_finish(l, i);
-    return 0;
 }
 
-/* The node's handshake frames tell who it is and when the link is up. */
-static void sniff_acceptor(plink *l, const uint8_t *p, size_t n)
+/* ---- the handshake ------------------------------------------------------ */
+
+/* The node's handshake frames tell who it is, what the initiator is called
+ * (NAME_ME) and when the link is up.  Returns 1 if a name changed. */
+static int sniff_acceptor(plink *l, const uint8_t *p, size_t n)
 {
     epx *x = l->px->x;
+    int changed = 0;
     if (l->ss.done)
-        return;
+        return 0;
     sniff_feed(&l->ss, p, n);
     if (l->ss.peer_name[0] && strcmp(l->to, l->ss.peer_name) != 0) {
         snprintf(l->to, sizeof l->to, "%s", l->ss.peer_name);
         reg_node *rn = registry_find(&x->reg, (const uint8_t *)l->target, strlen(l->target));
         if (rn && rn->port == l->target_port)
             snprintf(rn->full, sizeof rn->full, "%s", l->ss.peer_name);
+        changed = 1;
     }
-    if (l->ss.assigned[0])
+    if (l->ss.assigned[0] && strcmp(l->from, l->ss.assigned) != 0) {
         snprintf(l->from, sizeof l->from, "%s", l->ss.assigned);
+        changed = 1;
+    }
     if (l->ss.acked) {
         l->state = LINK_UP;
         log_msg(LOG_INFO, "link %lu %s -> %s up", l->id, l->from, l->to);
@@ -237,19 +340,216 @@ static void sniff_acceptor(plink *l, const uint8_t *p, size_t n)
         log_msg(LOG_ERR, "link %lu: node %s speaks no handshake we know (%s); relaying blind",
                 l->id, l->to, l->ss.why);
     }
+    return changed;
 }
 
-/* In LINK_NAME: one read of the initiator's first bytes into half 0.
+/* Set each direction's hold from the rules.  1 if any is blocked. */
+static int link_eval(plink *l)
+{
+    rules *r = &l->px->x->rules;
+    int blocked[2] = { rules_blocked(r, l->from, l->to), rules_blocked(r, l->to, l->from) };
+    for (int d = OUT; d <= IN; d++) {
+        half *h = &l->h[d];
+        if (blocked[d] && !h->held)
+            h->held_since_ms = loop_now_ms();
+        else if (!blocked[d])
+            h->held_since_ms = 0;
+        h->held = blocked[d];
+    }
+    return blocked[OUT] || blocked[IN];
+}
+
+/* ---- relaying ----------------------------------------------------------- */
+
+/* Move bytes from d's source to its sink through one shared scratch
+ * buffer; only what the sink does not take at once is kept, as d's pending
+ * bytes.  Stops at EAGAIN, at a short read, when the sink is full, after a
+ * budget (fairness), or when the node's handshake named someone new (the
+ * rules may now hold d: the chunk that said so is kept back if they do). */
+static void dir_pump(plink *l, enum dir d)
+{
+    static uint8_t scratch[HALF_CAP];
+    half *h = &l->h[d];
+    int src = l->fd[dir_src(d)], sink = l->fd[dir_sink(d)];
+    for (size_t budget = PUMP_BUDGET; budget > 0 && dir_reads(h);) {
+        ssize_t k = read(src, scratch, sizeof scratch);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN)
+            return;
+        if (k < 0) {
+            side_failed(l, dir_src(d), "read", errno);
+            return;
+        }
+        if (k == 0) {
+            log_msg(LOG_DEBUG, "link %lu: %s closed", l->id, side_name[dir_src(d)]);
+            dir_src_ended(l, d);
+            return;
+        }
+        if (d == IN && sniff_acceptor(l, scratch, (size_t)k)) {
+            l->names_changed = 1;
+            link_eval(l);
+            if (h->held) {
+                dir_keep(l, d, scratch, (size_t)k);
+                return;
+            }
+        }
+        size_t sent = 0;
+        while (sent < (size_t)k) {
+            ssize_t w = send(sink, scratch + sent, (size_t)k - sent, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && errno == EAGAIN)
+                break;
+            if (w <= 0) {
+                side_failed(l, dir_sink(d), "write", w < 0 ? errno : EPIPE);
+                return;
+            }
+            sent += (size_t)w;
+        }
+        h->bytes += sent;
+        if (sent < (size_t)k) {
+            /* the sink is full: keep the rest, read no more until it is gone */
+            dir_keep(l, d, scratch + sent, (size_t)k - sent);
+            return;
+        }
+        if ((size_t)k < sizeof scratch || l->names_changed)
+            return;   /* a short read: the socket is most likely empty */
+        budget = budget > (size_t)k ? budget - (size_t)k : 0;
+    }
+}
+
+/* What fd[s] should be polled for, from the two directions that use it. */
+static short side_events(const plink *l, enum side s)
+{
+    const half *from = &l->h[dir_from(s)], *into = &l->h[dir_into(s)];
+    short ev = 0;
+    if (dir_reads(from))
+        ev |= POLLIN;
+    else if (dir_watches(from))
+        ev |= POLLRDHUP;
+    if (!into->held && dir_pending(into))
+        ev |= POLLOUT;
+    return ev;
+}
+
+/* Poll each fd for what the link's state asks. */
+static void link_update(plink *l)
+{
+    loop *lp = l->px->x->loop;
+    short ev[2] = { 0, 0 };
+    switch (l->state) {
+    case LINK_NAME:
+        ev[INI] = POLLIN;
+        break;
+    case LINK_PENDING:
+        ev[INI] = POLLRDHUP;   /* not read: only notice the initiator giving up */
+        break;
+    case LINK_CONNECTING:
+        ev[NODE] = POLLOUT;
+        break;
+    case LINK_HANDSHAKE:
+    case LINK_UP:
+        ev[INI] = side_events(l, INI);
+        ev[NODE] = side_events(l, NODE);
+        break;
+    }
+    for (int s = INI; s <= NODE; s++)
+        if (l->fd[s] >= 0)
+            loop_mod(lp, l->fd[s], ev[s]);
+}
+
+/* After an event on a relaying link: pass on EOFs that waited, close the
+ * link once both directions are finished, else poll for what is next.
+ * -1 if l was closed (freed). */
+static int link_settle(plink *l)
+{
+    dir_settle(l, OUT);
+    dir_settle(l, IN);
+    if (!dir_finished(l, OUT) || !dir_finished(l, IN)) {
+        link_update(l);
+        return 0;
+    }
+    const char *why = "both sides closed";
+    if (l->h[OUT].st == DIR_SINK_DEAD || l->h[IN].st == DIR_SINK_DEAD)
+        why = "connection reset";
+    else if (l->h[OUT].held || l->h[IN].held)
+        why = "both sides closed while held";
+    link_close(l, l->closed_by ? l->closed_by : "daemon", why, 0);
+    return -1;
+}
+
+/* ---- setting a link up -------------------------------------------------- */
+
+/* Reach the node's real port.  -1 if l was closed (freed). */
+static int start_connect(plink *l)
+{
+    int fd = sock_connect_loopback(l->target_port);
+    if (fd < 0) {
+        log_msg(LOG_ERR, "link %lu: cannot connect to %s on port %d: %s", l->id, l->target,
+                l->target_port, strerror(errno));
+        link_close(l, "daemon", "node unreachable", 0);
+        return -1;
+    }
+    if (loop_add(l->px->x->loop, fd, POLLOUT, link_event, l) < 0) {
+        close(fd);
+        link_close(l, "daemon", "out of memory", 0);
+        return -1;
+    }
+    sock_nodelay(fd);
+    l->fd[NODE] = fd;
+    l->state = LINK_CONNECTING;
+    if (link_deadline(l, CONNECT_TIMEOUT_MS) < 0) {
+        link_close(l, "daemon", "out of memory", 0);
+        return -1;
+    }
+    link_update(l);
+    return 0;
+}
+
+/* Bring l in line with the rules (they changed, or the handshake named
+ * someone new): in reset mode close a blocked link; a link held before
+ * connecting connects once its way is free; a relaying link releases what
+ * waited behind a lifted block (bytes first, then the EOF behind them).
+ * -1 if l was closed (freed). */
+static int link_apply_rules(plink *l)
+{
+    if (l->state == LINK_NAME)
+        return 0;   /* no name, no rule applies yet */
+    int blocked = link_eval(l);
+    if (blocked && l->px->x->mode == EPXD_MODE_RESET) {
+        link_close(l, "daemon", "blocked (reset mode)", 1);
+        return -1;
+    }
+    switch (l->state) {
+    case LINK_NAME:
+    case LINK_CONNECTING:
+        return 0;   /* the first frame goes (or waits) once connected */
+    case LINK_PENDING:
+        if (!l->h[OUT].held)
+            return start_connect(l);
+        link_update(l);
+        return 0;
+    case LINK_HANDSHAKE:
+    case LINK_UP:
+        break;
+    }
+    dir_flush(l, OUT);
+    dir_flush(l, IN);
+    return link_settle(l);
+}
+
+/* In LINK_NAME: one read of the initiator's first bytes into OUT's buffer.
  * -1 on EOF or error. */
 static int read_first(plink *l)
 {
-    half *h = &l->h[0];
+    half *h = &l->h[OUT];
     if (!h->buf && !(h->buf = malloc(HALF_CAP))) {
         log_msg(LOG_ERR, "link %lu: out of memory", l->id);
         return 0;   /* try again later */
     }
     for (;;) {
-        ssize_t k = read(l->fd[0], h->buf + h->len, HALF_CAP - h->len);
+        ssize_t k = read(l->fd[INI], h->buf + h->len, HALF_CAP - h->len);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0 && errno == EAGAIN)
@@ -259,89 +559,6 @@ static int read_first(plink *l)
         h->len += (size_t)k;
         return 0;
     }
-}
-
-/* Move bytes from fd[i] to fd[1-i] through one shared scratch buffer; only
- * what fd[1-i] does not take at once is kept, in half i.  Stops at EAGAIN,
- * at a short read, when fd[1-i] is full, or after a budget (fairness). */
-static void half_pump(plink *l, int i)
-{
-    static uint8_t scratch[HALF_CAP];
-    half *h = &l->h[i];
-    int o = 1 - i;
-    if (h->held || h->eof || h->off != h->len)
-        return;
-    for (size_t budget = PUMP_BUDGET; budget > 0;) {
-        ssize_t k = read(l->fd[i], scratch, sizeof scratch);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && errno == EAGAIN)
-            break;
-        if (k <= 0) {
-            log_msg(LOG_DEBUG, "link %lu: %s %s", l->id, side_name[i],
-                    k == 0 ? "closed" : strerror(errno));
-            h->eof = 1;
-            note_closed_by(l, i);
-            if (k < 0)
-                side_dead(l, i);
-            break;
-        }
-        if (i == 1)
-            sniff_acceptor(l, scratch, (size_t)k);
-        size_t sent = 0;
-        while (sent < (size_t)k) {
-            ssize_t w = send(l->fd[o], scratch + sent, (size_t)k - sent, MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0 && errno == EAGAIN)
-                break;
-            if (w <= 0) {
-                log_msg(LOG_DEBUG, "link %lu: write to %s failed: %s", l->id, side_name[o],
-                        strerror(errno));
-                side_dead(l, o);
-                return;
-            }
-            sent += (size_t)w;
-        }
-        h->bytes += sent;
-        if (sent < (size_t)k) {
-            /* fd[o] is full: keep the rest, read no more until it is gone */
-            if (!h->buf && !(h->buf = malloc(HALF_CAP))) {
-                log_msg(LOG_ERR, "link %lu: out of memory: dropping the link", l->id);
-                side_dead(l, o);
-                return;
-            }
-            memcpy(h->buf, scratch + sent, (size_t)k - sent);
-            h->off = 0;
-            h->len = (size_t)k - sent;
-            return;
-        }
-        if ((size_t)k < sizeof scratch)
-            break;   /* a short read: the socket is most likely empty */
-        budget = budget > (size_t)k ? budget - (size_t)k : 0;
-    }
-    half_finish(l, i);
-}
-
-static void start_connect(plink *l)
-{
-    int fd = sock_connect_loopback(l->target_port);
-    if (fd < 0) {
-        log_msg(LOG_ERR, "link %lu: cannot connect to %s on port %d: %s", l->id, l->target,
-                l->target_port, strerror(errno));
-        link_close(l, "daemon", "node unreachable", 0);
-        return;
-    }
-    if (loop_add(l->px->x->loop, fd, POLLOUT, link_event, l) < 0) {
-        close(fd);
-        link_close(l, "daemon", "out of memory", 0);
-        return;
-    }
-    sock_nodelay(fd);
-    l->fd[1] = fd;
-    l->state = LINK_CONNECTING;
-    l->deadline_ms = loop_now_ms() + CONNECT_TIMEOUT_MS;
-    link_update(l);
 }
 
 /* A registered node named by a handshake: remember its full name, so that
@@ -356,13 +573,23 @@ static void learn_full_name(epx *x, const char *full)
         snprintf(rn->full, sizeof rn->full, "%s", full);
 }
 
+/* The target's name as events and LINKS show it: its full name if the
+ * daemon knows it by now (from any handshake), else its registered name. */
+static void refresh_to(plink *l)
+{
+    epx *x = l->px->x;
+    reg_node *rn = registry_find(&x->reg, (const uint8_t *)l->target, strlen(l->target));
+    if (rn && rn->port == l->target_port && rn->full[0])
+        snprintf(l->to, sizeof l->to, "%s", rn->full);
+}
+
 /* The initiator's first frame: learn its name, then reach the node unless
  * the rules say otherwise. */
 static void read_name(plink *l)
 {
     epx *x = l->px->x;
     int r = read_first(l);
-    half *h = &l->h[0];
+    half *h = &l->h[OUT];
     sniff_first f;
     sniff_status st = h->len ? sniff_first_frame(h->buf, h->len, &f) : SNIFF_MORE;
     if (st == SNIFF_BAD) {
@@ -375,54 +602,37 @@ static void read_name(plink *l)
             link_close(l, "initiator", "initiator left before its name", 0);
         return;
     }
+    link_deadline(l, 0);
     snprintf(l->from, sizeof l->from, "%s", f.name);
     learn_full_name(x, l->from);
-    log_msg(LOG_INFO, "link %lu: %s -> %s", l->id, l->from, l->target);
-    events_add(&x->ev, loop_now_ms(), "link_opened", "\"link\":%lu,\"from\":%s,\"to\":%s",
-               l->id, events_q(l->from), events_q(l->to));
-    if (link_eval(l)) {
-        if (x->mode == EPX_MODE_RESET) {
-            link_close(l, "daemon", "blocked (reset mode)", 1);
-            return;
-        }
-        if (l->h[0].held) {
-            l->state = LINK_PENDING;
-            link_update(l);
-            return;
-        }
-    }
-    start_connect(l);
+    refresh_to(l);
+    log_msg(LOG_INFO, "link %lu: %s -> %s", l->id, l->from, l->to);
+    events_add(&x->ev, loop_now_ms(), "link_opened",
+               "\"link\":%lu,\"from\":%s,\"to\":%s,\"node\":%s", l->id, events_q(l->from),
+               events_q(l->to), events_q(l->target));
+    l->state = LINK_PENDING;   /* connects at once unless the rules hold it */
+    link_apply_rules(l);
 }
 
-static void link_done_check(plink *l)
+/* In LINK_CONNECTING: the connect finished one way or the other. */
+static void connected(plink *l, int fd)
 {
-    if (l->h[0].shut && l->h[1].shut)
-        link_close(l, l->closed_by ? l->closed_by : "daemon", "both sides closed", 0);
-    else if (l->h[0].gone_seen && l->h[1].gone_seen)
-        /* both nodes hung up while held: nobody is left to deliver to */
-        link_close(l, l->closed_by ? l->closed_by : "daemon", "both sides closed while held", 0);
-    else
-        link_update(l);
-}
-
-/* A held side's peer hung up: note it once, stop asking. */
-static void note_gone(plink *l, int i)
-{
-    half *h = &l->h[i];
-    if (h->gone_seen)
+    int e = sock_error(fd);
+    if (e) {
+        log_msg(LOG_ERR, "link %lu: connect to %s (port %d): %s", l->id, l->target,
+                l->target_port, strerror(e));
+        link_close(l, "daemon", "node unreachable", 0);
         return;
-    h->gone_seen = 1;
-    note_closed_by(l, i);
-    log_msg(LOG_INFO, "link %lu: %s closed while held", l->id, side_name[i]);
-    events_add(&l->px->x->ev, loop_now_ms(), "link_peer_closed",
-               "\"link\":%lu,\"from\":%s,\"to\":%s,\"side\":\"%s\",\"held\":true", l->id,
-               events_q(l->from), events_q(l->to), side_name[i]);
+    }
+    link_deadline(l, 0);
+    l->state = LINK_HANDSHAKE;
+    dir_flush(l, OUT);   /* the first frame, unless held */
+    link_settle(l);
 }
 
 static void link_event(void *ctx, int fd, short rev)
 {
     plink *l = ctx;
-    int i = fd == l->fd[0] ? 0 : 1;
     switch (l->state) {
     case LINK_NAME:
         read_name(l);
@@ -430,37 +640,34 @@ static void link_event(void *ctx, int fd, short rev)
     case LINK_PENDING:
         if (rev & (POLLRDHUP | POLLHUP | POLLERR)) {
             /* it gave up; the frame we hold goes nowhere */
-            note_gone(l, 0);
+            dir_src_hung(l, OUT);
             link_close(l, "initiator", "initiator gave up while held", 0);
         }
         return;
-    case LINK_CONNECTING: {
-        int e = sock_error(fd);
-        if (e) {
-            log_msg(LOG_ERR, "link %lu: connect to %s (port %d): %s", l->id, l->target,
-                    l->target_port, strerror(e));
-            link_close(l, "daemon", "node unreachable", 0);
-            return;
-        }
-        l->state = LINK_HANDSHAKE;
-        half_flush(l, 0);
-        link_done_check(l);
+    case LINK_CONNECTING:
+        connected(l, fd);
         return;
-    }
     case LINK_HANDSHAKE:
     case LINK_UP:
         break;
     }
-    /* relay: write first (makes room), then read and pass on at once */
+    enum side s = fd == l->fd[INI] ? INI : NODE;
+    enum dir from = dir_from(s);
+    /* write first (makes room), then read and pass on at once */
     if (rev & (POLLOUT | POLLERR | POLLHUP))
-        half_flush(l, 1 - i);
-    if (l->h[i].held) {
+        dir_flush(l, dir_into(s));
+    if (dir_watches(&l->h[from])) {
         if (rev & (POLLRDHUP | POLLHUP | POLLERR))
-            note_gone(l, i);
+            dir_src_hung(l, from);
     } else if (rev & (POLLIN | POLLERR | POLLHUP)) {
-        half_pump(l, i);
+        dir_pump(l, from);
     }
-    link_done_check(l);
+    if (l->names_changed) {
+        l->names_changed = 0;
+        link_apply_rules(l);
+        return;
+    }
+    link_settle(l);
 }
 
 static void listener_event(void *ctx, int lfd, short rev)
@@ -488,48 +695,37 @@ static void listener_event(void *ctx, int lfd, short rev)
         sock_nodelay(fd);
         l->px = p;
         l->id = ++p->next_id;
-        l->fd[0] = fd;
-        l->fd[1] = -1;
+        l->fd[INI] = fd;
+        l->fd[NODE] = -1;
         l->state = LINK_NAME;
         l->target_port = n->port;
         snprintf(l->target, sizeof l->target, "%s", n->name);
         snprintf(l->to, sizeof l->to, "%s", n->full[0] ? n->full : n->name);
         l->since_ms = loop_now_ms();
-        l->deadline_ms = l->since_ms + NAME_TIMEOUT_MS;
         l->next = p->links;
         if (p->links)
             p->links->prev = l;
         p->links = l;
         p->nlinks++;
+        if (link_deadline(l, NAME_TIMEOUT_MS) < 0) {
+            log_msg(LOG_ERR, "proxy %s: out of memory for a link's deadline", n->name);
+            link_close(l, "daemon", "out of memory", 0);
+            return;
+        }
     }
 }
 
+/* Oldest link first, so that after a heal what waited longest moves first
+ * (an old link's bytes and EOF before a newer connection's handshake). */
 void proxy_rules_changed(proxy *p)
 {
-    epx *x = p->x;
     plink *l = p->links;
+    while (l && l->next)
+        l = l->next;
     while (l) {
-        plink *nx = l->next;
-        if (l->state == LINK_NAME) {
-            l = nx;
-            continue;
-        }
-        int blocked = link_eval(l);
-        if (blocked && x->mode == EPX_MODE_RESET) {
-            link_close(l, "daemon", "blocked (reset mode)", 1);
-        } else if (l->state == LINK_PENDING) {
-            if (!l->h[0].held)
-                start_connect(l);
-        } else if (l->state != LINK_CONNECTING) {
-            /* a lifted block: move what waited, then EOFs that waited behind it */
-            for (int i = 0; i < 2; i++)
-                if (!l->h[i].held && l->fd[1 - i] >= 0) {
-                    half_flush(l, i);
-                    half_finish(l, i);
-                }
-            link_done_check(l);
-        }
-        l = nx;
+        plink *newer = l->prev;
+        link_apply_rules(l);
+        l = newer;
     }
 }
 
@@ -568,9 +764,9 @@ int proxy_nlinks(const proxy *p)
 
 static const char *link_state_name(const plink *l)
 {
-    if (l->h[0].eof || l->h[1].eof || l->h[0].gone_seen || l->h[1].gone_seen)
-        return "closed";
-    if (l->state == LINK_PENDING || l->h[0].held || l->h[1].held)
+    if (l->h[OUT].st != DIR_OPEN || l->h[IN].st != DIR_OPEN)
+        return "closed";   /* a side has ended: the link is on its way out */
+    if (l->state == LINK_PENDING || l->h[OUT].held || l->h[IN].held)
         return "held";
     return l->state == LINK_UP ? "up" : "handshake";
 }
@@ -597,24 +793,11 @@ void proxy_links_json(proxy *p, sbuf *out)
         sbuf_json_str(out, l->to, strlen(l->to));
         sbuf_printf(out, ",\"state\":\"%s\",\"held\":\"%s\",\"bytes_out\":%llu,"
                          "\"bytes_in\":%llu,\"since\":%lld,\"age_ms\":%lld}",
-                    link_state_name(l), held_names[l->h[0].held | l->h[1].held << 1],
-                    (unsigned long long)l->h[0].bytes, (unsigned long long)l->h[1].bytes,
+                    link_state_name(l), held_names[l->h[OUT].held | l->h[IN].held << 1],
+                    (unsigned long long)l->h[OUT].bytes, (unsigned long long)l->h[IN].bytes,
                     l->since_ms - p->x->ev.t0_ms, now - l->since_ms);
     }
     sbuf_addstr(out, "]");
-}
-
-void proxy_tick(proxy *p, long long now)
-{
-    plink *l = p->links;
-    while (l) {
-        plink *nx = l->next;
-        if (l->state == LINK_NAME && now > l->deadline_ms)
-            link_close(l, "daemon", "no handshake name in time", 0);
-        else if (l->state == LINK_CONNECTING && now > l->deadline_ms)
-            link_close(l, "daemon", "node did not accept in time", 0);
-        l = nx;
-    }
 }
 
 void proxy_free(proxy *p)

@@ -26,7 +26,5 @@ void proxy_rules_changed(proxy *p);
 int proxy_nlinks(const proxy *p);
 /* Append the LINKS payload (a JSON array) to out. */
 void proxy_links_json(proxy *p, sbuf *out);
-/* Periodic work (connect timeouts...). */
-void proxy_tick(proxy *p, long long now_ms);
 
 #endif

@@ -92,7 +92,11 @@ void sbuf_json_str(sbuf *b, const char *s, size_t n)
                 sbuf_add(b, s + i, k);
                 i += k;
             } else {
-                snprintf(esc, sizeof esc, "\\u%04x", c);
+                /* U+DC80..U+DCFF stand for the raw bytes 0x80..0xFF (as
+                 * Python's "surrogateescape"): valid UTF-8 never encodes a
+                 * surrogate, so no real text reads the same, unlike \u00ff
+                 * which is also what "\xc3\xbf" means. */
+                snprintf(esc, sizeof esc, "\\udc%02x", c);
                 sbuf_add(b, esc, 6);
                 i++;
             }

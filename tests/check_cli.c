@@ -1,4 +1,5 @@
-/* cli: epmdpxy's command line.
+/* cli: epmdpxy's command line, and the pure parts of epx-cluster's (what
+ * the live view and status print, from a snap made up here).
  *
  * --help / --version / unknown options; epmd's client modes (-names, -dump,
  * -kill, -stop NAME, with -port P and with ERL_EPMD_PORT=P) compared with
@@ -19,9 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/self.h"
+#include "cli/snap.h"
+#include "cli/view.h"
 #include "epmd_script.h"
 #include "testutil.h"
 
@@ -690,6 +695,311 @@ START_TEST(test_daemon_port_taken)
 }
 END_TEST
 
+
+/* ---- epx-cluster: the view, from a made-up snap ------------------------------ */
+
+static snap vs;
+
+/* n meshed nodes n1@localhost.., no rules, no links, no events. */
+static void view_snap(int n)
+{
+    memset(&vs, 0, sizeof vs);
+    snprintf(vs.name, sizeof vs.name, "default");
+    vs.pid = 100;
+    vs.daemon_pid = 101;
+    vs.epmd_port = 40123;
+    vs.control_port = 40124;
+    vs.ticktime = 2;
+    snprintf(vs.cookie, sizeof vs.cookie, "epx0123456789abcdef0123456789");
+    snprintf(vs.host, sizeof vs.host, "localhost");
+    snprintf(vs.mode, sizeof vs.mode, "hold");
+    snprintf(vs.self, sizeof vs.self, "/home/someone/src/epmdpxy/build/epx-cluster");
+    vs.n = n;
+    for (int i = 0; i < n; i++) {
+        snprintf(vs.node[i], sizeof vs.node[i], "n%d@localhost", i + 1);
+        snprintf(vs.shortname[i], sizeof vs.shortname[i], "n%d", i + 1);
+        vs.node_pid[i] = 200 + i;
+        for (int j = 0; j < n; j++)
+            vs.seen[i * n + j] = i != j;
+    }
+    vs.have_matrix = 1;
+    sbuf_addstr(&vs.rules, "[]");
+    sbuf_addstr(&vs.links, "[]");
+}
+
+static void view_snap_free(void)
+{
+    snap_free(&vs);
+}
+
+/* Every line of text fits in cols columns. */
+static void assert_fits(const char *text, int cols)
+{
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        ck_assert_msg(n <= (size_t)cols, "a line of %zu columns at width %d: '%.*s'\nin:\n%s", n,
+                      cols, (int)n, p, text);
+        p += n + (p[n] == '\n');
+    }
+}
+
+/* The words of text, in order, whatever the line breaks: broken lines
+ * joined again give back the same words (no word was cut in two). */
+static void words_of(const char *text, const char *drop, char *out, size_t len)
+{
+    size_t o = 0;
+    for (const char *p = text; *p && o + 1 < len;) {
+        p += strspn(p, " \n");
+        size_t n = strcspn(p, " \n");
+        if (!n)
+            break;
+        if (!(drop && n == strlen(drop) && !strncmp(p, drop, n))) {
+            int k = snprintf(out + o, len - o, "%s%.*s", o ? " " : "", (int)n, p);
+            o += k > 0 ? (size_t)k : 0;
+        }
+        p += n;
+    }
+    out[o < len ? o : len - 1] = 0;
+}
+
+START_TEST(test_view_wrap)
+{
+    const char *text = "ready: cluster default, nodes n1@localhost n2@localhost n3@localhost "
+                       "n4@localhost n5@localhost, epmd port 40123, control port 40124";
+    static const int widths[] = { 20, 40, 80, 160 };
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        sbuf b = { 0 };
+        view_wrap(&b, text, widths[w], "  ", "");
+        assert_fits(sbuf_str(&b), widths[w]);
+        char got[1024], want[1024];
+        words_of(sbuf_str(&b), NULL, got, sizeof got);
+        words_of(text, NULL, want, sizeof want);
+        ck_assert_str_eq(got, want);
+        sbuf_free(&b);
+    }
+    /* a shell command: every broken line ends in " \", so that it still
+     * is one command when pasted */
+    sbuf b = { 0 };
+    const char *cmd = "ERL_EPMD_PORT=40123 erl -sname me@localhost -hidden -kernel net_ticktime 2 "
+                      "-remsh n1@localhost -setcookie epx0123456789abcdef0123456789";
+    view_wrap(&b, cmd, 40, "  ", " \\");
+    assert_fits(sbuf_str(&b), 40);
+    const char *t = sbuf_str(&b);
+    int lines = 0;
+    for (const char *p = t; *p; p = strchr(p, '\n') + 1) {
+        const char *nl = strchr(p, '\n');
+        ck_assert_ptr_nonnull(nl);
+        if (nl[1])
+            ck_assert_msg(nl - p >= 2 && !strncmp(nl - 2, " \\", 2), "no continuation: %s", t);
+        lines++;
+    }
+    ck_assert_int_gt(lines, 1);
+    char got[1024], want[1024];
+    words_of(t, "\\", got, sizeof got);
+    words_of(cmd, NULL, want, sizeof want);
+    ck_assert_str_eq(got, want);
+    /* a word longer than the line is not cut */
+    sbuf_reset(&b);
+    view_wrap(&b, "a 0123456789012345678901234567890123456789 b", 10, "", "");
+    ck_assert_str_eq(sbuf_str(&b), "a\n0123456789012345678901234567890123456789\nb\n");
+    /* 0 columns: never broken */
+    sbuf_reset(&b);
+    view_wrap(&b, cmd, 0, "  ", " \\");
+    ck_assert_int_eq(strcmp(sbuf_str(&b), cmd), '\n');
+    sbuf_free(&b);
+}
+END_TEST
+
+/* The live view at 80 and 160 columns: no line wider than the terminal,
+ * so the terminal never breaks a name or the attach command. */
+START_TEST(test_view_frame_width)
+{
+    view_snap(5);
+    static const int widths[] = { 80, 160 };
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        sbuf b = { 0 };
+        view_frame(&b, &vs, widths[w]);
+        assert_fits(sbuf_str(&b), widths[w]);
+        ck_assert_msg(strstr(sbuf_str(&b), "-setcookie epx0123456789abcdef0123456789"), "%s",
+                      sbuf_str(&b));
+        ck_assert_msg(strstr(sbuf_str(&b), "/home/someone/src/epmdpxy/build/epx-cluster split n1 n2"),
+                      "the footer names the program by a path that works: %s", sbuf_str(&b));
+        sbuf_free(&b);
+    }
+    view_snap_free();
+}
+END_TEST
+
+START_TEST(test_view_link_counts)
+{
+    /* the case: 10 links, some closing, some held (some both) */
+    const char *links =
+        "[{\"state\":\"up\",\"held\":\"none\"},{\"state\":\"up\",\"held\":\"none\"},"
+        "{\"state\":\"up\",\"held\":\"none\"},{\"state\":\"up\",\"held\":\"none\"},"
+        "{\"state\":\"up\",\"held\":\"out\"},{\"state\":\"up\",\"held\":\"both\"},"
+        "{\"state\":\"closed\",\"held\":\"in\"},{\"state\":\"closed\",\"held\":\"out\"},"
+        "{\"state\":\"closed\",\"held\":\"none\"},{\"state\":\"handshake\",\"held\":\"none\"}]";
+    view_links c;
+    ck_assert_int_eq(view_link_counts(links, &c), 0);
+    ck_assert_int_eq(c.total, 10);
+    ck_assert_int_eq(c.up + c.handshake + c.held + c.closing + c.other, c.total);
+    ck_assert_int_eq(c.up, 4);
+    ck_assert_int_eq(c.held, 4);
+    ck_assert_int_eq(c.closing, 1);
+    ck_assert_int_eq(c.handshake, 1);
+    sbuf b = { 0 };
+    view_links_summary(&b, links);
+    ck_assert_str_eq(sbuf_str(&b), "10 (4 up, 1 in handshake, 4 held by a cut, 1 closing)");
+    sbuf_reset(&b);
+    view_links_summary(&b, "[{\"state\":\"held\",\"held\":\"none\"},{\"state\":\"new\"}]");
+    ck_assert_str_eq(sbuf_str(&b), "2 (1 held by a cut, 1 other)");
+    sbuf_reset(&b);
+    view_links_summary(&b, "[]");
+    ck_assert_str_eq(sbuf_str(&b), "0");
+    sbuf_reset(&b);
+    view_links_summary(&b, "nonsense");
+    ck_assert_str_eq(sbuf_str(&b), "unknown");
+    ck_assert_int_eq(view_link_counts("{}", &c), -1);
+    sbuf_free(&b);
+}
+END_TEST
+
+/* A split followed by many link events: the split stays on the screen. */
+START_TEST(test_view_partition_events)
+{
+    view_snap(5);
+    sbuf p = { 0 };
+    sbuf_addstr(&p, "[{\"seq\":1,\"t\":4004,\"type\":\"split\",\"spec\":\"n1,n2 n3,n4,n5\","
+                    "\"pairs\":12}");
+    for (int k = 0; k < 30; k++)
+        sbuf_printf(&p, ",{\"seq\":%d,\"t\":%d,\"type\":\"link_closed\",\"link\":%d,"
+                        "\"from\":\"n1@localhost\",\"to\":\"n3@localhost\"}", k + 2, 5000 + k, k);
+    sbuf_addstr(&p, "]");
+    sbuf lines = { 0 };
+    snap_take_events(&vs, sbuf_str(&p), &lines);
+    ck_assert_uint_eq(vs.last_seq, 31);
+    /* the plain view still gets every event, in order */
+    ck_assert_msg(!strncmp(sbuf_str(&lines), "+4.004s split spec=\"n1,n2 n3,n4,n5\" pairs=12\n",
+                           45), "%s", sbuf_str(&lines));
+    sbuf f = { 0 };
+    view_frame(&f, &vs, 80);
+    ck_assert_msg(strstr(sbuf_str(&f), "+4.004s split spec=\"n1,n2 n3,n4,n5\" pairs=12"),
+                  "the split scrolled away: %s", sbuf_str(&f));
+    ck_assert_msg(strstr(sbuf_str(&f), "link=29"), "the latest link event is not shown: %s",
+                  sbuf_str(&f));
+    /* the same events again change nothing */
+    snap_take_events(&vs, sbuf_str(&p), NULL);
+    ck_assert_int_eq(vs.npev, 1);
+    ck_assert(snap_partition_event("isolate") && snap_partition_event("heal") &&
+              snap_partition_event("mode") && !snap_partition_event("link_up"));
+    sbuf_free(&f);
+    sbuf_free(&lines);
+    sbuf_free(&p);
+    view_snap_free();
+}
+END_TEST
+
+/* A dead node is dead everywhere, not a live node that sees nobody. */
+START_TEST(test_view_dead_node)
+{
+    view_snap(3);
+    vs.dead[1] = 1;
+    memset(vs.seen + 3, SNAP_UNKNOWN, 3);
+    vs.seen[0 * 3 + 1] = 0;
+    vs.seen[2 * 3 + 1] = 0;
+    sbuf b = { 0 };
+    view_status_json(&b, &vs);
+    ck_assert_msg(strstr(sbuf_str(&b), "\"n2\":null"), "%s", sbuf_str(&b));
+    ck_assert_msg(strstr(sbuf_str(&b), "\"n1\":[\"n3\"]"), "%s", sbuf_str(&b));
+    ck_assert_msg(strstr(sbuf_str(&b), "\"name\":\"n2\",\"node\":\"n2@localhost\",\"pid\":201,"
+                                       "\"alive\":false"), "%s", sbuf_str(&b));
+    ck_assert_msg(strstr(sbuf_str(&b), "\"visibility\":\"full mesh; n2 dead\""), "%s",
+                  sbuf_str(&b));
+    sbuf_reset(&b);
+    view_status_text(&b, &vs);
+    ck_assert_msg(strstr(sbuf_str(&b), "n2@localhost  pid 201  dead"), "%s", sbuf_str(&b));
+    ck_assert_msg(strstr(sbuf_str(&b), "n2  dead\n"), "%s", sbuf_str(&b));
+    sbuf_reset(&b);
+    view_frame(&b, &vs, 80);
+    ck_assert_msg(strstr(sbuf_str(&b), "full mesh; n2 dead"), "%s", sbuf_str(&b));
+    sbuf_reset(&b);
+    view_plain_visibility(&b, &vs);
+    ck_assert_msg(strstr(sbuf_str(&b), "n2 dead"), "%s", sbuf_str(&b));
+    /* heal --reconnect waits for the live nodes only */
+    ck_assert(view_live_mesh(&vs));
+    vs.seen[0 * 3 + 2] = 0;
+    ck_assert(!view_live_mesh(&vs));
+    sbuf_reset(&b);
+    view_summary(&b, &vs);
+    ck_assert_str_eq(sbuf_str(&b), "partial; n2 dead");
+    vs.dead[0] = vs.dead[2] = 1;
+    sbuf_reset(&b);
+    view_summary(&b, &vs);
+    ck_assert_str_eq(sbuf_str(&b), "every node is dead");
+    sbuf_free(&b);
+    view_snap_free();
+}
+END_TEST
+
+/* ---- epx-cluster: how another shell runs it ----------------------------------- */
+
+START_TEST(test_self_command)
+{
+    char exe[PATH_MAX], out[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ck_assert_int_gt(n, 0);
+    exe[n] = 0;
+    char dir[] = "/tmp/epx-self.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char on[64], other[64], link[PATH_MAX], fake[PATH_MAX], path[3 * PATH_MAX];
+    snprintf(on, sizeof on, "%s/on", dir);
+    snprintf(other, sizeof other, "%s/other", dir);
+    ck_assert_int_eq(mkdir(on, 0700), 0);
+    ck_assert_int_eq(mkdir(other, 0700), 0);
+    snprintf(link, sizeof link, "%s/epx-cluster", on);
+    ck_assert_int_eq(symlink(exe, link), 0);
+    snprintf(fake, sizeof fake, "%s/epx-cluster", other);
+    FILE *f = fopen(fake, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("#!/bin/sh\n", f);
+    fclose(f);
+    ck_assert_int_eq(chmod(fake, 0700), 0);
+
+    /* not on PATH (make demo): the path that works */
+    self_command(out, sizeof out, exe, "/nonexistent:/usr/bin");
+    ck_assert_str_eq(out, exe);
+    self_command(out, sizeof out, exe, NULL);
+    ck_assert_str_eq(out, exe);
+    /* on PATH: the bare name */
+    snprintf(path, sizeof path, "/nonexistent:%s", on);
+    self_command(out, sizeof out, exe, path);
+    ck_assert_str_eq(out, "epx-cluster");
+    /* another epx-cluster comes first on PATH: not the bare name */
+    snprintf(path, sizeof path, "%s:%s", other, on);
+    self_command(out, sizeof out, exe, path);
+    ck_assert_str_eq(out, exe);
+    /* unknown: the name */
+    self_command(out, sizeof out, NULL, path);
+    ck_assert_str_eq(out, "epx-cluster");
+    /* a path a shell would split is quoted */
+    char spaced[PATH_MAX];
+    snprintf(spaced, sizeof spaced, "%s/it's here", dir);
+    f = fopen(spaced, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    self_command(out, sizeof out, spaced, "/nonexistent");
+    char want[PATH_MAX + 16];
+    snprintf(want, sizeof want, "'%s/it'\\''s here'", dir);
+    ck_assert_str_eq(out, want);
+    unlink(spaced);
+    unlink(link);
+    unlink(fake);
+    rmdir(on);
+    rmdir(other);
+    rmdir(dir);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------ */
 
 #define TC(s, name, fn, timeout) do {                       \
@@ -711,6 +1021,12 @@ Suite *cli_suite(void)
     TC(s, "client_no_server", test_client_no_server, 60);
     TC(s, "env_port", test_env_port, 30);
     TC(s, "control_default_port", test_control_default_port, 30);
+    TC(s, "view_wrap", test_view_wrap, 10);
+    TC(s, "view_frame_width", test_view_frame_width, 10);
+    TC(s, "view_link_counts", test_view_link_counts, 10);
+    TC(s, "view_partition_events", test_view_partition_events, 10);
+    TC(s, "view_dead_node", test_view_dead_node, 10);
+    TC(s, "self_command", test_self_command, 10);
     TCase *d = tcase_create("daemon");
     tcase_add_unchecked_fixture(d, daemon_setup, daemon_teardown);
     tcase_add_checked_fixture(d, setup, teardown);

@@ -3,9 +3,10 @@
  * `up` runs in the background (its stdout on a pipe, or on a pseudo-
  * terminal for the live view) and the other subcommands are run against
  * it: split, status --json as the nodes see it, heal --reconnect, down;
- * then nothing of the cluster may be left.  Also: a second `up` of the
- * same name, every command without a cluster, a stale state file, usage
- * errors and --help.
+ * then nothing of the cluster may be left.  Also: a node killed with
+ * SIGKILL, Ctrl-C while the cluster starts, the live view on an 80-column
+ * terminal, a second `up` of the same name, every command without a
+ * cluster, a stale state file, usage errors and --help.
  *
  * The binary is $EPX_CLUSTER (default build/epx-cluster).  Every test has
  * its own state directory (XDG_RUNTIME_DIR, made and removed here) and
@@ -318,7 +319,7 @@ static int up_saw(const char *s, size_t from, int timeout_ms)
 
 /* Start `epx-cluster up N --name <cname> extra...` in the background,
  * on a pipe (pty = 0) or on a pseudo-terminal, and wait for `ready`. */
-static void up_start(int pty, const char *n, const char *const *extra)
+static void up_launch(int pty, int cols, const char *n, const char *const *extra)
 {
     const char *argv[32];
     int argc = 0;
@@ -344,7 +345,7 @@ static void up_start(int pty, const char *n, const char *const *extra)
     pid_t pid;
     int fd[2] = { -1, -1 };
     if (pty) {
-        struct winsize ws = { 50, 160, 0, 0 };
+        struct winsize ws = { 50, (unsigned short)cols, 0, 0 };
         int master;
         pid = forkpty(&master, NULL, NULL, &ws);
         fd[0] = master;
@@ -376,6 +377,14 @@ static void up_start(int pty, const char *n, const char *const *extra)
         close(fd[1]);
     up_pid = pid;
     up_fd = fd[0];
+}
+
+/* up_launch on a 160-column terminal (or a pipe), then wait for `ready`. */
+static void up_start(int pty, const char *n, const char *const *extra)
+{
+    char errlog[PATH_MAX];
+    snprintf(errlog, sizeof errlog, "%s/up.err", tmpdir);
+    up_launch(pty, 160, n, extra);
     int ok = up_saw("ready", 0, START_MS);
     char tail[2048] = "";
     FILE *f = fopen(errlog, "r");
@@ -646,6 +655,185 @@ START_TEST(test_live_view)
 }
 END_TEST
 
+
+/* ---- a node killed with SIGKILL ------------------------------------------ */
+
+/* Is n2 dead in the last status --json: "n2": null, nodes[1].alive false? */
+static int n2_dead(void)
+{
+    if (status_json() < 0)
+        return 0;
+    int row = j_get(&jd, j_get(&jd, 0, "matrix"), "n2");
+    int nodes = j_get(&jd, 0, "nodes");
+    if (row < 0 || jd.t[row].type != JSMN_PRIMITIVE || jd.s[jd.t[row].start] != 'n' ||
+        nodes < 0 || jd.t[nodes].type != JSMN_ARRAY || jd.t[nodes].size < 2)
+        return 0;
+    int n2 = j_skip(&jd, nodes + 1);
+    int alive_v = j_get(&jd, n2, "alive");
+    return alive_v > 0 && jd.s[jd.t[alive_v].start] == 'f';
+}
+
+START_TEST(test_dead_node)
+{
+    const char *extra[] = { "--ticktime", "1", NULL };
+    up_start(0, "3", extra);
+    ck_assert_msg(status_json() == 0, "status --json: %s", rr.err);
+    record_pids(3);
+    int n2 = cl_pids[2];
+    ck_assert_int_eq(kill(n2, SIGKILL), 0);
+
+    ck_assert_msg(TU_WAIT_UNTIL(n2_dead(), 15000),
+                  "status --json does not show n2 dead 15 s after SIGKILL: %s", rr.out);
+    ck_assert_msg(row_is("n1", "n3") && row_is("n3", "n1"), "the live nodes: %s", rr.out);
+    ck_assert_int_eq(run(CMD_MS, "status", "--name", cname, NULL), 0);
+    ck_assert_msg(strstr(rr.out, "full mesh; n2 dead"), "status: %s", rr.out);
+    ck_assert_msg(strstr(rr.out, "n2  dead"), "status matrix: %s", rr.out);
+    ck_assert_msg(up_saw("n2 dead", 0, 10000), "the plain view: %s", up_out);
+
+    /* heal --reconnect does not wait for the dead (its deadline is 30 s) */
+    long long t0 = tu_now_ms();
+    ck_assert_msg(run(SLOW_MS, "heal", "--reconnect", "--name", cname, NULL) == 0,
+                  "heal --reconnect: %d %s", rr.code, rr.err);
+    ck_assert_msg(tu_now_ms() - t0 < 10000, "heal --reconnect took %lld ms", tu_now_ms() - t0);
+    ck_assert_msg(strstr(rr.out, "skipped the dead: n2"), "heal --reconnect: %s", rr.out);
+
+    ck_assert_msg(run(SLOW_MS, "down", "--name", cname, NULL) == 0, "down: %s", rr.err);
+    ck_assert_msg(up_wait(30000), "up did not exit after down");
+    ck_assert_msg(WIFEXITED(up_status) && WEXITSTATUS(up_status) == 0, "up exit status 0x%x",
+                  up_status);
+    assert_nothing_left();
+}
+END_TEST
+
+/* ---- Ctrl-C while the cluster starts ---------------------------------------- */
+
+/* Node pids written by the slow erl wrapper, into cl_pids; their count. */
+static int wrapper_pids(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    cl_npids = 0;
+    if (!f)
+        return 0;
+    int p;
+    while (cl_npids < 64 && fscanf(f, "%d", &p) == 1)
+        cl_pids[cl_npids++] = p;
+    fclose(f);
+    return cl_npids;
+}
+
+START_TEST(test_start_interrupted)
+{
+    /* an erl that takes 20 s to boot: a start that Ctrl-C must cut short */
+    char wrapper[PATH_MAX], pids[PATH_MAX];
+    snprintf(wrapper, sizeof wrapper, "%s/slow-erl", tmpdir);
+    snprintf(pids, sizeof pids, "%s/pids", tmpdir);
+    FILE *f = fopen(wrapper, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "#!/bin/sh\necho $$ >> %s\nexec erl -eval 'timer:sleep(20000)' \"$@\"\n", pids);
+    fclose(f);
+    ck_assert_int_eq(chmod(wrapper, 0700), 0);
+    setenv("EPX_ERL", wrapper, 1);
+    up_launch(1, 160, "3", NULL);
+    unsetenv("EPX_ERL");
+    ck_assert_msg(up_saw("starting cluster", 0, 30000), "%s", up_out);
+    ck_assert_msg(TU_WAIT_UNTIL(wrapper_pids(pids) == 3, 30000), "the nodes did not start");
+
+    long long t0 = tu_now_ms();
+    ck_assert_int_eq(write(up_fd, "\003", 1), 1);
+    ck_assert_msg(up_wait(5000), "up still runs 5 s after Ctrl-C while starting: %s", up_out);
+    ck_assert_msg(WIFEXITED(up_status) && WEXITSTATUS(up_status) == 0, "up exit status 0x%x",
+                  up_status);
+    up_pump(0);
+    ck_assert_msg(strstr(up_out, "stopped while starting"), "%s", up_out);
+    ck_assert_msg(tu_now_ms() - t0 < 5000, "took %lld ms", tu_now_ms() - t0);
+    assert_nothing_left();
+}
+END_TEST
+
+/* ---- the live view on an 80-column terminal ---------------------------------- */
+
+/* The last whole frame up drew: after the last cursor-home, without the
+ * terminal codes, lines ending in '\n'. */
+static void last_frame(char *out, size_t len)
+{
+    out[0] = 0;
+    if (!up_out)
+        return;
+    const char *p = up_out, *home;
+    while ((home = strstr(p, "\033[H")) != NULL && strstr(home + 3, "\033[J"))
+        p = home + 3;
+    const char *end = strstr(p, "\033[J");
+    size_t o = 0;
+    for (; *p && p != end && o + 1 < len; p++) {
+        if (*p == '\033') {
+            p++;
+            while (*p && !((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')))
+                p++;
+            if (!*p)
+                break;
+            continue;
+        }
+        if (*p != '\r')
+            out[o++] = *p;
+    }
+    out[o] = 0;
+}
+
+static char frame[65536];
+
+static int frame_has(const char *a, const char *b)
+{
+    up_pump(50);
+    last_frame(frame, sizeof frame);
+    return strstr(frame, a) && (!b || strstr(frame, b));
+}
+
+START_TEST(test_live_view_narrow)
+{
+    const char *extra[] = { "--ticktime", "1", NULL };
+    up_launch(1, 80, "5", extra);
+    ck_assert_msg(up_saw("full mesh", 0, START_MS), "no view: %.3000s", up_out);
+    ck_assert_msg(status_json() == 0, "status --json: %s", rr.err);
+    record_pids(5);
+    int ck = j_get(&jd, 0, "cookie");
+    char cookie[160];
+    snprintf(cookie, sizeof cookie, "-setcookie %.*s", jd.t[ck].end - jd.t[ck].start,
+             jd.s + jd.t[ck].start);
+    ck_assert_msg(TU_WAIT_UNTIL(frame_has("full mesh", "q or Ctrl-C"), 10000), "%s", frame);
+    /* nothing wider than the terminal: it never breaks a word */
+    for (const char *p = frame; *p;) {
+        size_t n = strcspn(p, "\n");
+        ck_assert_msg(n <= 80, "a line of %zu columns: '%.*s'", n, (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+    ck_assert_msg(strstr(frame, cookie), "the attach command is broken: %s", frame);
+    /* the footer names the program as this shell can run it (it is not
+     * on PATH here) */
+    char abs[PATH_MAX], want[PATH_MAX + 128];
+    ck_assert_ptr_nonnull(realpath(cli_path(), abs));
+    snprintf(want, sizeof want, "%s --name %s split n1 n2", abs, cname);
+    char flat[65536];
+    size_t o = 0;
+    for (const char *p = frame; *p && o + 1 < sizeof flat; p++)
+        if (*p != '\n' || (o && flat[o - 1] != ' '))
+            flat[o++] = *p == '\n' ? ' ' : *p;
+    flat[o] = 0;
+    ck_assert_msg(strstr(flat, want), "the footer lacks '%s': %s", want, frame);
+
+    /* the split stays on screen while the links it cut close */
+    ck_assert_msg(run(CMD_MS, "split", "n1,n2", "n3,n4,n5", "--name", cname, NULL) == 0,
+                  "split: %s", rr.err);
+    ck_assert_msg(TU_WAIT_UNTIL(frame_has("islands n1,n2 | n3,n4,n5", "links: 4 (4 up)"), 30000),
+                  "the links across the split did not close: %s", frame);
+    ck_assert_msg(strstr(frame, "split spec=\"n1,n2 n3,n4,n5\""),
+                  "the split scrolled off the screen: %s", frame);
+
+    ck_assert_int_eq(write(up_fd, "q", 1), 1);
+    ck_assert_msg(up_wait(30000), "up did not exit after q");
+    assert_nothing_left();
+}
+END_TEST
+
 /* ---- SIGTERM -------------------------------------------------------------- */
 
 START_TEST(test_sigterm)
@@ -678,15 +866,19 @@ START_TEST(test_no_cluster)
         { "down", "--name", cname, NULL },
         { "--name", cname, "down", NULL },
     };
-    char msg[128];
+    char msg[128], where[256];
     snprintf(msg, sizeof msg, "no cluster named %s is running", cname);
+    /* and where it looked, since another shell may look elsewhere */
+    snprintf(where, sizeof where, "looked in %s/epx-cluster, from $XDG_RUNTIME_DIR", tmpdir);
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         run_v(CMD_MS, cmds[i]);
         ck_assert_msg(rr.code == 1, "%s without a cluster: exit %d", joined(cmds[i]), rr.code);
         ck_assert_msg(strstr(rr.err, msg), "%s without a cluster: %s", joined(cmds[i]), rr.err);
+        ck_assert_msg(strstr(rr.err, where), "%s without a cluster: %s", joined(cmds[i]), rr.err);
     }
     ck_assert_int_eq(run(CMD_MS, "status", "--control", "1", NULL), 1);
     ck_assert_msg(strstr(rr.err, "no cluster with control port 1"), "%s", rr.err);
+    ck_assert_msg(strstr(rr.err, where), "%s", rr.err);
 }
 END_TEST
 
@@ -828,6 +1020,9 @@ Suite *cli_cluster_suite(void)
     } cases[] = {
         { "lifecycle", test_lifecycle, 150 },
         { "live_view", test_live_view, 120 },
+        { "dead_node", test_dead_node, 150 },
+        { "start_interrupted", test_start_interrupted, 90 },
+        { "live_view_narrow", test_live_view_narrow, 150 },
         { "sigterm", test_sigterm, 90 },
         { "no_cluster", test_no_cluster, 60 },
         { "stale_state", test_stale_state, 30 },

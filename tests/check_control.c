@@ -310,6 +310,194 @@ START_TEST(json_escaping)
 }
 END_TEST
 
+/* Send cmd on c; its reply must start with want (and is returned). */
+static char *expect_on(fn_ctl *c, const char *cmd, const char *want)
+{
+    char line[70000];
+    snprintf(line, sizeof line, "%s\n", cmd);
+    ck_assert_msg(fn_ctl_send(c, line, strlen(line)) == 0, "%.60s: send failed", cmd);
+    char *l = fn_ctl_line(c, 10000);
+    ck_assert_msg(l != NULL, "%.60s: no reply (%s)", cmd, fn_err());
+    ck_assert_msg(strncmp(l, want, strlen(want)) == 0, "%.60s: reply \"%.200s\", want \"%s...\"",
+                  cmd, l, want);
+    return l;
+}
+
+/* "SPLIT" or "CUT" followed by n one-node islands i0 .. i<n-1>. */
+static void islands_cmd(char *buf, size_t cap, const char *verb, int n)
+{
+    size_t o = (size_t)snprintf(buf, cap, "%s", verb);
+    for (int i = 0; i < n && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, " i%d", i);
+}
+
+/* A refused SPLIT used to clear every rule before it found out that the new
+ * set was too large: RULES became [] while held links stayed held. */
+START_TEST(split_refused_keeps_rules)
+{
+    fn_ctl c;
+    ck_assert(fn_ctl_open(&c, D.control_port) == 0);
+    expect_on(&c, "CUT a b", "OK");
+    char before[256];
+    snprintf(before, sizeof before, "%s", expect_on(&c, "RULES", "OK ["));
+    ck_assert_msg(strstr(before, "{\"from\":\"a\",\"to\":\"b\"}") &&
+                  strstr(before, "{\"from\":\"b\",\"to\":\"a\"}"), "RULES after CUT a b: %s",
+                  before);
+    static char cmd[4096];
+    islands_cmd(cmd, sizeof cmd, "SPLIT", 65);   /* 65 * 64 pairs > RULES_MAX */
+    expect_on(&c, cmd, "ERR too many rules");
+    char *after = expect_on(&c, "RULES", "OK [");
+    ck_assert_msg(strcmp(after, before) == 0, "a refused SPLIT changed RULES from %s to %s",
+                  before, after);
+    /* A SPLIT that fits replaces the set in one step. */
+    expect_on(&c, "SPLIT x y", "OK");
+    after = expect_on(&c, "RULES", "OK [");
+    ck_assert_msg(!strstr(after, "\"a\"") && strstr(after, "{\"from\":\"x\",\"to\":\"y\"}") &&
+                  strstr(after, "{\"from\":\"y\",\"to\":\"x\"}"), "RULES after SPLIT x y: %s",
+                  after);
+    fn_ctl_close(&c);
+}
+END_TEST
+
+/* Every refused command replies ERR and changes nothing: not the rules,
+ * not the mode, no event, the daemon and the connection stay up. */
+START_TEST(refused_changes_nothing)
+{
+    fn_ctl c;
+    ck_assert(fn_ctl_open(&c, D.control_port) == 0);
+    expect_on(&c, "CUT a b", "OK");
+    expect_on(&c, "ISOLATE z", "OK");
+    expect_on(&c, "MODE reset", "OK reset");
+    char rules[1024];
+    snprintf(rules, sizeof rules, "%s", expect_on(&c, "RULES", "OK ["));
+    /* the last event's seq: refusals must add none */
+    char *ev = expect_on(&c, "EVENTS", "OK [");
+    char *last = strrchr(ev, '{');
+    unsigned long long seq = 0;
+    ck_assert_msg(last && sscanf(last, "{\"seq\":%llu", &seq) == 1, "EVENTS: %s", ev);
+
+    static char split65[4096], cut65[4096];
+    islands_cmd(split65, sizeof split65, "SPLIT", 65);
+    islands_cmd(cut65, sizeof cut65, "CUT", 65);
+    const char *refused[] = {
+        "HEAL extra", "HEAL a b", "PING x", "NODES x", "LINKS x", "RULES all", "STATUS x",
+        "SHUTDOWN now", "QUIT now", "MODE hold extra", "MODE bogus", "EVENTS 1 2",
+        "EVENTS x", "CUT a", "CUT a a", "CUT a,,b c", "CUT a -> b -> c", "FIX a", "FIX a ->",
+        "SPLIT a -> b", "SPLIT a", split65, cut65, "ISOLATE", "ISOLATE a b", "ISOLATE a,b",
+        "ISOLATE a EXCEPT", "ISOLATE a EXCEPT b c", "ISOLATE a EXCEPT b,,c", "ISOLATE EXCEPT b",
+        "ISOLATE a@ EXCEPT b", "ISOLATE a except b except c",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        expect_on(&c, refused[i], "ERR");
+    char *now = expect_on(&c, "RULES", "OK [");
+    ck_assert_msg(strcmp(now, rules) == 0, "refused commands changed RULES from %s to %s", rules,
+                  now);
+    expect_on(&c, "MODE", "OK reset");
+    char q[64];
+    snprintf(q, sizeof q, "EVENTS %llu", seq);
+    ev = expect_on(&c, q, "OK [");
+    ck_assert_msg(strcmp(ev, "OK []") == 0, "refused commands made events: %.300s", ev);
+    expect_on(&c, "PING", "OK PONG");
+    fn_ctl_close(&c);
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* `printf ... | nc -N`: the client sends its commands and half-closes at
+ * once.  Every complete line must be answered before the close, even when
+ * the replies are far more than the daemon buffers at a time. */
+START_TEST(pipelined_after_half_close)
+{
+    fn_ctl c;
+    ck_assert(fn_ctl_open(&c, D.control_port) == 0);
+    /* Fill the event ring (~60 bytes an event) so EVENTS is ~60 KB. */
+    enum { TOGGLES = 600 };
+    static char fill[TOGGLES * 22];
+    size_t o = 0;
+    for (int i = 0; i < TOGGLES; i++)
+        o += (size_t)snprintf(fill + o, sizeof fill - o, "MODE reset\nMODE hold\n");
+    ck_assert(fn_ctl_send(&c, fill, o) == 0);
+    for (int i = 0; i < 2 * TOGGLES; i++) {
+        char *l = fn_ctl_line(&c, 10000);
+        ck_assert_msg(l && strncmp(l, "OK ", 3) == 0, "MODE %d: %s", i, l ? l : fn_err());
+    }
+    /* 60 replies of ~60 KB, then PING: several MiB, past the daemon's
+     * output high-water mark, queued before the daemon sees the EOF. */
+    enum { N = 60 };
+    static char cmds[N * 7 + 6];
+    o = 0;
+    for (int i = 0; i < N; i++)
+        o += (size_t)snprintf(cmds + o, sizeof cmds - o, "EVENTS\n");
+    o += (size_t)snprintf(cmds + o, sizeof cmds - o, "PING\n");
+    ck_assert(fn_ctl_send(&c, cmds, o) == 0);
+    ck_assert(shutdown(c.fd, SHUT_WR) == 0);
+    size_t total = 0;
+    for (int i = 0; i < N; i++) {
+        char *l = fn_ctl_line(&c, 10000);
+        ck_assert_msg(l != NULL, "reply %d of %d missing after a half-close: %s", i + 1, N + 1,
+                      fn_err());
+        ck_assert_msg(strncmp(l, "OK [{", 5) == 0, "EVENTS reply %d: %.80s", i, l);
+        total += strlen(l);
+    }
+    ck_assert_msg(total > 2 * 1024 * 1024, "only %zu bytes of EVENTS: too few to test", total);
+    char *l = fn_ctl_line(&c, 10000);
+    ck_assert_msg(l && strcmp(l, "OK PONG") == 0, "PING after %d EVENTS and a half-close: %s", N,
+                  l ? l : fn_err());
+    size_t more = 0;
+    ck_assert_msg(fn_wait_eof(c.fd, 10000, &more, NULL) == 1,
+                  "the connection stayed open after every line was answered");
+    ck_assert_msg(more == 0 && fn_ctl_buffered(&c) == 0, "bytes after the last reply");
+    fn_ctl_close(&c);
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* ISOLATE b EXCEPT me,rabbitmqcli-*: b is cut from every node but those
+ * (a -remsh shell, rabbitmqctl's helper nodes).  In reset mode a blocked
+ * link closes at once, so which links survive shows what is blocked. */
+START_TEST(isolate_except)
+{
+    fn_node b;
+    ck_assert_msg(fn_node_start(&b, D.epmd_port, "b") == 0, "%s", fn_err());
+    static const char *from[] = { "x@localhost", "me@localhost", "rabbitmqcli-77@localhost" };
+    fn_link l[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(fn_link_open(&l[i], &b, from[i]) == 0, "link from %s: %s", from[i],
+                      fn_err());
+    fn_ctl c;
+    ck_assert(fn_ctl_open(&c, D.control_port) == 0);
+    expect_on(&c, "MODE reset", "OK reset");
+    expect_on(&c, "ISOLATE b EXCEPT me,rabbitmqcli-*", "OK");
+    char *r = expect_on(&c, "RULES", "OK [");
+    ck_assert_msg(strstr(r, "{\"from\":\"b\",\"to\":\"*\",\"except\":\"me,rabbitmqcli-*\"}") &&
+                  strstr(r, "{\"from\":\"*\",\"to\":\"b\",\"except\":\"me,rabbitmqcli-*\"}"),
+                  "RULES after ISOLATE ... EXCEPT: %s", r);
+    ck_assert_msg(fn_wait_eof(l[0].ini, 10000, NULL, NULL) == 1,
+                  "the link from x to the isolated b stayed open");
+    for (int i = 1; i < 3; i++) {
+        uint8_t got = 0;
+        ck_assert_msg(fn_send_all(l[i].ini, "k", 1) == 0 &&
+                      tu_read_exact(l[i].acc, &got, 1, 10000) == 0 && got == 'k',
+                      "the link from %s (excepted) does not relay", from[i]);
+    }
+    /* ISOLATE again without EXCEPT replaces it: now me is cut as well */
+    expect_on(&c, "ISOLATE b", "OK");
+    ck_assert_msg(fn_wait_eof(l[1].ini, 10000, NULL, NULL) == 1,
+                  "the link from me stayed open after a plain ISOLATE b");
+    r = expect_on(&c, "RULES", "OK [");
+    ck_assert_msg(!strstr(r, "except"), "RULES still has an EXCEPT: %s", r);
+    /* a glob pattern in CUT islands */
+    expect_on(&c, "HEAL", "OK");
+    expect_on(&c, "CUT rabbitmqcli-* b", "OK");
+    ck_assert_msg(fn_wait_eof(l[2].ini, 10000, NULL, NULL) == 1,
+                  "CUT rabbitmqcli-* b left the link from rabbitmqcli-77 open");
+    fn_ctl_close(&c);
+    for (int i = 0; i < 3; i++)
+        fn_link_close(&l[i]);
+    ASSERT_ALIVE();
+}
+END_TEST
+
 START_TEST(quit_closes)
 {
     fn_ctl c;
@@ -371,6 +559,10 @@ Suite *control_suite(void)
         { "json_escaping", json_escaping, 40 },
         { "quit_closes", quit_closes, 30 },
         { "shutdown_exits_0", shutdown_exits_0, 40 },
+        { "split_refused_keeps_rules", split_refused_keeps_rules, 30 },
+        { "refused_changes_nothing", refused_changes_nothing, 30 },
+        { "pipelined_after_half_close", pipelined_after_half_close, 60 },
+        { "isolate_except", isolate_except, 40 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

@@ -311,6 +311,21 @@ START_TEST(cmd_names)
 }
 END_TEST
 
+/* Which commands take arguments: the others refuse any ("HEAL extra"). */
+START_TEST(takes_args)
+{
+    static const struct { ctl_cmd cmd; int args; } T[] = {
+        { CTL_PING, 0 },    { CTL_NODES, 0 }, { CTL_LINKS, 0 },   { CTL_RULES, 0 },
+        { CTL_STATUS, 0 },  { CTL_HEAL, 0 },  { CTL_SHUTDOWN, 0 }, { CTL_QUIT, 0 },
+        { CTL_EVENTS, 1 },  { CTL_CUT, 1 },   { CTL_SPLIT, 1 },   { CTL_FIX, 1 },
+        { CTL_ISOLATE, 1 }, { CTL_MODE, 1 },  { CTL_EMPTY, 0 },   { CTL_UNKNOWN, 0 },
+    };
+    for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)
+        ck_assert_msg(ctl_cmd_takes_args(T[i].cmd) == T[i].args, "%s: takes args %d, want %d",
+                      ctl_cmd_name(T[i].cmd), ctl_cmd_takes_args(T[i].cmd), T[i].args);
+}
+END_TEST
+
 START_TEST(max_line_constant)
 {
     ck_assert_int_eq(CTL_MAX_LINE, 65536);
@@ -322,7 +337,7 @@ Suite *ctl_parse_suite(void)
     Suite *s = suite_create("ctl_parse");
     const TTest *cases[] = {
         next_line_lf,     next_line_crlf,   next_line_incomplete, next_line_empty,
-        next_line_several, parse_every_word, parse_blanks,        parse_args_exact,
+        next_line_several, parse_every_word, parse_blanks,        parse_args_exact, takes_args,
         parse_len_respected, parse_unknown, parse_unknown_long_word, parse_empty,
         cmd_names,        max_line_constant,
     };

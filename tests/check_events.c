@@ -589,8 +589,8 @@ START_TEST(events_q_escapes)
         { "n\xc3\xb6" "de", "\"n\xc3\xb6" "de\"" },         /* UTF-8 kept */
         { "\xe2\x82\xac", "\"\xe2\x82\xac\"" },
         { "\xf0\x9f\x98\x80", "\"\xf0\x9f\x98\x80\"" },
-        { "x\xff" "y", "\"x\\u00ffy\"" },                    /* not UTF-8: escaped */
-        { "\xc3", "\"\\u00c3\"" },                          /* truncated sequence */
+        { "x\xff" "y", "\"x\\udcffy\"" },                    /* not UTF-8: escaped */
+        { "\xc3", "\"\\udcc3\"" },                          /* truncated sequence */
         { "/<>&'", "\"/<>&'\"" },
     };
     for (size_t i = 0; i < sizeof T / sizeof T[0]; i++) {
@@ -626,7 +626,7 @@ START_TEST(events_qn_length)
     ck_assert_str_eq(events_qn("a\0b", 3), "\"a\\u0000b\"");
     ck_assert_str_eq(events_qn("\0", 1), "\"\\u0000\"");
     /* a multi-byte character cut by the length is escaped byte by byte */
-    ck_assert_str_eq(events_qn("n\xc3\xb6", 2), "\"n\\u00c3\"");
+    ck_assert_str_eq(events_qn("n\xc3\xb6", 2), "\"n\\udcc3\"");
     ck_assert_str_eq(events_qn("q\"r", 2), "\"q\\\"\"");
 
     /* long input: valid JSON, a prefix of the input (it may be cut) */
@@ -662,6 +662,67 @@ START_TEST(events_qn_long_escaped)
         buf[i] = (char)(i % 3 == 0 ? 0x05 : i % 3 == 1 ? (char)0xfe : 'a');
     buf[2000] = 0;
     ck_assert(json_valid(events_q(buf)));
+}
+END_TEST
+
+/* Undo sbuf_json_str: the JSON escapes it writes, with \udc80..\udcff as
+ * the raw byte.  The decoded length, or -1 for anything else. */
+static long unquote(const char *q, unsigned char *out, size_t cap)
+{
+    size_t n = strlen(q), o = 0;
+    if (n < 2 || q[0] != '"' || q[n - 1] != '"')
+        return -1;
+    for (size_t i = 1; i + 1 < n && o < cap;) {
+        if (q[i] != '\\') {
+            out[o++] = (unsigned char)q[i++];
+        } else if (q[i + 1] == '"' || q[i + 1] == '\\') {
+            out[o++] = (unsigned char)q[i + 1];
+            i += 2;
+        } else if (q[i + 1] == 'u' && i + 6 < n) {
+            unsigned v;
+            if (sscanf(q + i + 2, "%4x", &v) != 1 || (v >= 0x100 && (v < 0xdc80 || v > 0xdcff)))
+                return -1;
+            out[o++] = (unsigned char)(v & 0xff);
+            i += 6;
+        } else {
+            return -1;
+        }
+    }
+    return (long)o;
+}
+
+/* A byte that is not UTF-8 and a character that is must never come out the
+ * same (0xFF was once \u00ff, which is also what U+00FF, "\xc3\xbf",
+ * means); both must come back exactly. */
+START_TEST(json_bad_utf8_distinct)
+{
+    static const struct { const char *in, *out; } T[] = {
+        { "\xff", "\"\\udcff\"" },                   /* a raw byte */
+        { "\xc3\xbf", "\"\xc3\xbf\"" },                 /* U+00FF, valid: kept */
+        { "\\u00ff", "\"\\\\u00ff\"" },               /* the text \u00ff */
+        { "\\udcff", "\"\\\\udcff\"" },               /* the text \udcff */
+        { "\xed\xb3\xbf", "\"\\udced\\udcb3\\udcbf\"" }, /* U+DCFF as UTF-8: invalid */
+        { "\x80", "\"\\udc80\"" },
+        { "a\xc3(", "\"a\\udcc3(\"" },                 /* bad continuation */
+    };
+    char *seen[sizeof T / sizeof T[0]];
+    for (size_t i = 0; i < sizeof T / sizeof T[0]; i++) {
+        sbuf b = { 0 };
+        sbuf_json_str(&b, T[i].in, strlen(T[i].in));
+        ck_assert_msg(strcmp(sbuf_str(&b), T[i].out) == 0, "case %zu gave %s, want %s", i,
+                      sbuf_str(&b), T[i].out);
+        ck_assert_msg(json_valid(sbuf_str(&b)), "case %zu: invalid JSON %s", i, sbuf_str(&b));
+        unsigned char dec[64];
+        long dl = unquote(sbuf_str(&b), dec, sizeof dec);
+        ck_assert_msg(dl == (long)strlen(T[i].in) && !memcmp(dec, T[i].in, (size_t)dl),
+                      "case %zu does not come back", i);
+        seen[i] = strdup(sbuf_str(&b));
+        for (size_t k = 0; k < i; k++)
+            ck_assert_msg(strcmp(seen[k], seen[i]) != 0, "cases %zu and %zu quote alike", k, i);
+        sbuf_free(&b);
+    }
+    for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)
+        free(seen[i]);
 }
 END_TEST
 
@@ -710,7 +771,7 @@ Suite *events_suite(void)
         { json_checker_self_test, 0 }, { events_seq_and_t, 0 },     { events_json_after, 0 },
         { events_ring_wraps, 0 },      { events_file_lines, 1 },    { events_file_error, 1 },
         { events_q_escapes, 0 },       { events_qn_length, 0 },     { events_qn_long_escaped, 0 },
-        { events_long_members, 1 },
+        { events_long_members, 1 },    { json_bad_utf8_distinct, 0 },
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         TCase *tc = tcase_create(cases[k].t->name);

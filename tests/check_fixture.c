@@ -5,7 +5,10 @@
  * connect_all / await_connected; a one-way cut; isolate; fix; set_mode;
  * every eval error; bad node names and bad syntax everywhere; every start
  * failure, fast and with a clear message; the timeout messages; erl_args,
- * code_paths, cookie, prefix and log_dir reaching the nodes; the
+ * code_paths, cookie, prefix and log_dir reaching the nodes; dead nodes
+ * shown dead and failing awaits at once; clusters started on a small
+ * thread stack, or by a thread that then exits, or with stdin and stdout
+ * closed; an eval that never returns; private log files; the
  * <epx_check.h> macros and checked fixture; a test process SIGKILLed
  * mid-test leaving nothing behind; and, last, nothing left over from the
  * whole suite.
@@ -24,6 +27,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +41,11 @@
 
 #include "epx_check.h"
 #include "testutil.h"
+/* The daemon's own header, in the same file as the library's: their names
+ * must not collide (the daemon's modes were once EPX_MODE_* in both). */
+#include "epx.h"
+_Static_assert(EPX_MODE_HOLD == (int)EPXD_MODE_HOLD && EPX_MODE_RESET == (int)EPXD_MODE_RESET,
+               "the library's modes are the daemon's");
 
 #define MARK_VAR    "EPX_FIXTURE_SUITE_MARK"
 #define MAX_TRACKED 1024
@@ -58,6 +67,7 @@ static struct shared {
     tracked t[MAX_TRACKED];
     pid_t checked_daemon;       /* daemon of the first checked-fixture test */
     unsigned long long checked_daemon_start;
+    int checked_dirty;          /* that test left a rule in its cluster */
 } *sh, sh_local;
 
 /* State and start time of a process; -1 if there is none. */
@@ -207,6 +217,15 @@ static epx_cluster *cl[MAX_CL];
 static char tmpdir[256];
 
 static char *saved_tmpdir;
+
+/* What a thread that ran library calls reports back. */
+typedef struct thread_run {
+    epx_cluster *c;
+    int ok;
+    pid_t tid;
+    char msg[2048];
+} thread_run;
+
 
 /* Every test runs with $TMPDIR in the suite's directory: the library puts
  * its logs there, also those of clusters that a failed test (which in fork
@@ -514,12 +533,13 @@ START_TEST(isolate_and_kill)
     ck_assert_msg(gone(p3, s3), "n3 (pid %d) still exists after kill_node", (int)p3);
     ck_assert_msg(TU_WAIT_UNTIL(epx_fixture_sees(c, "n1", "n3") == 0, WAIT_MS),
                   "n1 still sees the killed n3\n%s", epx_check_matrix_(c));
-    /* a dead node sees nobody, and nobody is expected to see it */
-    ck_assert_epx_partition(c, WAIT_MS);
-    ck_assert_str_eq(epx_check_matrix_(c), "n1 sees: n2\nn2 sees: n1\nn3 sees: nobody");
+    /* a dead node is shown dead, and waiting on it fails at once */
+    ck_assert_str_eq(epx_check_matrix_(c), "n1 sees: n2\nn2 sees: n1\nn3 is dead");
+    ck_assert_int_eq(epx_fixture_await_partition(c, WAIT_MS), -1);
+    ck_assert_contains(epx_fixture_last_error(), "n3 is dead (killed by signal 9)");
     char out[512];
     ck_assert_int_eq(epx_fixture_eval(c, "n3", "ok", out, sizeof out), -1);
-    ck_assert_contains(epx_fixture_last_error(), "n3");
+    ck_assert_contains(epx_fixture_last_error(), "n3 is dead");
     ck_assert_int_eq(epx_fixture_kill_node(c, "n9"), -1);
     ck_assert_contains(epx_fixture_last_error(), "unknown node n9");
     ck_assert_str_eq(eval_ok(c, "n1", "1 + 1"), "2");
@@ -986,13 +1006,10 @@ START_TEST(options_reach_nodes)
                          "{ok,false}");
     }
     /* logs go to log_dir while the nodes run, and are removed after */
-    ck_assert_int_eq(count_logs(tmpdir, "epx-node-db"), 2);
-    ck_assert_int_eq(count_logs(tmpdir, "epx-daemon"), 1);
+    ck_assert_int_eq(count_logs(tmpdir, "epx-cluster."), 1);
     stop(c);
-    if (!getenv("EPX_KEEP_LOGS")) {
-        ck_assert_int_eq(count_logs(tmpdir, "epx-node-db"), 0);
-        ck_assert_int_eq(count_logs(tmpdir, "epx-daemon"), 0);
-    }
+    if (!getenv("EPX_KEEP_LOGS"))
+        ck_assert_int_eq(count_logs(tmpdir, "epx-cluster."), 0);
 
     /* a test that wants global's prevent_overlapping_partitions says so */
     const char *pop[] = { "-kernel", "prevent_overlapping_partitions", "true", NULL };
@@ -1029,6 +1046,7 @@ START_TEST(checked_split)
     ck_assert_epx_sees(c, "n1", "n3");
     /* leave a rule behind: the next test must not see it */
     ck_assert_epx_ok(epx_fixture_isolate(c, "n2"));
+    sh->checked_dirty = 1;
 }
 END_TEST
 
@@ -1039,13 +1057,16 @@ START_TEST(checked_fresh)
     track_cluster(c);
     pid_t d = epx_fixture_daemon_pid(c);
     ck_assert_int_gt(d, 0);
-    if (sh->checked_daemon > 0) {
-        /* another daemon (the same pid would have to be a reused one) */
-        ck_assert(d != sh->checked_daemon || pid_start(d) != sh->checked_daemon_start);
-        ck_assert_msg(TU_WAIT_UNTIL(!proc_live(sh->checked_daemon, sh->checked_daemon_start),
-                                    10000),
-                      "the previous test's daemon %d still runs", (int)sh->checked_daemon);
-    }
+    /* Without the test before (it runs first in this TCase) there is
+     * nothing to be fresh from: that is a failure, not a pass. */
+    ck_assert_msg(sh->checked_daemon > 0 && sh->checked_dirty,
+                  "checked_split did not run to its end before this test, so there is no "
+                  "earlier cluster to tell this one apart from");
+    /* another daemon (the same pid would have to be a reused one) */
+    ck_assert(d != sh->checked_daemon || pid_start(d) != sh->checked_daemon_start);
+    ck_assert_msg(TU_WAIT_UNTIL(!proc_live(sh->checked_daemon, sh->checked_daemon_start), 10000),
+                  "the previous test's daemon %d still runs", (int)sh->checked_daemon);
+    /* the rule checked_split left is not in this cluster */
     assert_rules(c, "OK []");
     ck_assert_epx_connected(c, WAIT_MS);
     ck_assert_epx_sees(c, "n2", "n1");
@@ -1102,6 +1123,13 @@ static int read_line_within(int fd, char *out, size_t len, int timeout_ms)
 
 static char kill_token[96];
 
+static void *start_5_and_return(void *arg)
+{
+    thread_run *r = arg;
+    r->c = epx_fixture_start_cluster(5, NULL);
+    return NULL;
+}
+
 static int sigkill_leftovers(const pid_t *pids, const unsigned long long *starts, int np,
                              char *desc, size_t len)
 {
@@ -1133,7 +1161,14 @@ START_TEST(sigkilled_test_leaves_nothing)
             _exit(127);
         close(p[0]);
         setenv(MARK_VAR, kill_token, 1);
-        epx_cluster *c = epx_fixture_start_cluster(5, NULL);
+        /* started by a thread that is gone by the time of the SIGKILL: the
+         * nodes must outlive it, and still not the process */
+        thread_run tr = { 0 };
+        pthread_t t;
+        if (pthread_create(&t, NULL, start_5_and_return, &tr) != 0)
+            _exit(1);
+        pthread_join(t, NULL);
+        epx_cluster *c = tr.c;
         char line[512];
         int len;
         if (!c) {
@@ -1188,11 +1223,321 @@ END_TEST
 START_TEST(no_leftovers)
 {
     char desc[4096], desc2[4096];
+    /* A cluster of its own, so that the check below has something to find
+     * even when this test runs alone, and proof that the scan sees marked
+     * processes at all: while it runs, the daemon and both nodes carry the
+     * mark. */
+    epx_cluster *c = start(2, NULL);
+    int seen = marked_procs(sh->mark, desc, sizeof desc);
+    ck_assert_msg(seen >= 3, "the scan for marked processes found %d while a daemon and two "
+                  "nodes run: %s", seen, desc);
+    ck_assert_int_gt(sh->ntracked, 0);
+    stop(c);
     int clean = TU_WAIT_UNTIL(tracked_live(desc, sizeof desc) == 0 &&
                               marked_procs(sh->mark, desc2, sizeof desc2) == 0,
                               10000);
     ck_assert_msg(clean, "left behind by the suite: tracked [%s], marked [%s] (of %d tracked)",
                   desc, desc2, sh->ntracked);
+}
+END_TEST
+
+/* ---- dead nodes --------------------------------------------------------------- */
+
+START_TEST(dead_node)
+{
+    epx_cluster *c = start(3, NULL);
+    for (int i = 1; i <= 3; i++)
+        ck_assert_int_eq(epx_fixture_node_alive(c, i), 1);
+    ck_assert_int_eq(epx_fixture_node_alive(c, 0), -1);
+    ck_assert_int_eq(epx_fixture_node_alive(c, 4), -1);
+    ck_assert_int_eq(epx_fixture_node_alive(NULL, 1), -1);
+
+    /* killed behind the library's back, as `kill -9` from a shell does */
+    ck_assert_int_eq(kill(epx_fixture_node_pid(c, 2), SIGKILL), 0);
+    ck_assert_msg(TU_WAIT_UNTIL(epx_fixture_node_alive(c, 2) == 0, 10000),
+                  "n2 still alive 10 s after SIGKILL");
+    ck_assert_int_eq(epx_fixture_node_alive(c, 1), 1);
+    ck_assert_int_eq(epx_fixture_node_alive(c, 3), 1);
+
+    /* its row is unknown, not "sees nobody" */
+    unsigned char seen[9];
+    ck_assert_epx_ok(epx_fixture_visibility(c, seen, sizeof seen));
+    for (int j = 0; j < 3; j++)
+        ck_assert_msg(seen[3 + j] == EPX_SEEN_UNKNOWN, "seen[n2][n%d] = %d", j + 1, seen[3 + j]);
+    ck_assert_int_eq(seen[0], 0);
+    ck_assert_int_eq(seen[8], 0);
+    ck_assert_int_eq(seen[2], 1);   /* n1 and n3 still see each other */
+    ck_assert_int_eq(seen[6], 1);
+    char m[1024];
+    ck_assert_epx_ok(epx_fixture_matrix(c, m, sizeof m));
+    ck_assert_contains(m, "\nn2 is dead\nn3 sees:");
+
+    /* waits fail at once, naming the dead node and how it died */
+    long long t0 = tu_now_ms();
+    ck_assert_int_eq(epx_fixture_await_connected(c, 20000), -1);
+    long long ms = tu_now_ms() - t0;
+    ck_assert_contains(epx_fixture_last_error(), "n2 is dead (killed by signal 9)");
+    ck_assert_msg(ms < 5000, "await_connected took %lld ms to fail on a dead node", ms);
+    t0 = tu_now_ms();
+    ck_assert_int_eq(epx_fixture_await_partition(c, 20000), -1);
+    ms = tu_now_ms() - t0;
+    ck_assert_contains(epx_fixture_last_error(), "n2 is dead (killed by signal 9)");
+    ck_assert_msg(ms < 5000, "await_partition took %lld ms to fail on a dead node", ms);
+    ck_assert_fails(epx_fixture_sees(c, "n2", "n1"), "n2 is dead (killed by signal 9)");
+    ck_assert_fails(epx_fixture_eval(c, "n2", "ok", NULL, 0), "n2 is dead");
+
+    /* a node that exits by itself is dead too, with its exit status */
+    ck_assert_fails(epx_fixture_eval(c, "n3", "erlang:halt(3)", NULL, 0), "n3 is dead");
+    ck_assert_msg(TU_WAIT_UNTIL(epx_fixture_node_alive(c, 3) == 0, 10000),
+                  "n3 still alive after halt(3)");
+    ck_assert_fails(epx_fixture_eval(c, "n3", "ok", NULL, 0), "n3 is dead (exit status 3)");
+    ck_assert_epx_ok(epx_fixture_matrix(c, m, sizeof m));
+    ck_assert_contains(m, "\nn2 is dead\nn3 is dead");
+    /* the survivor answers as before */
+    ck_assert_str_eq(eval_ok(c, "n1", "1 + 1"), "2");
+    ck_assert_epx_ok(epx_fixture_kill_node(c, "n1"));
+    ck_assert_int_eq(epx_fixture_node_alive(c, 1), 0);
+    ck_assert_fails(epx_fixture_sees(c, "n1", "n2"), "n1 is dead (killed by signal 9)");
+}
+END_TEST
+
+/* ---- threads -------------------------------------------------------------------- */
+
+/* The whole life of a cluster, on whatever stack this thread has. */
+static void *whole_life(void *arg)
+{
+    thread_run *r = arg;
+    char m[512];
+    epx_cluster *c = epx_fixture_start_cluster(2, NULL);
+    if (!c) {
+        snprintf(r->msg, sizeof r->msg, "start: %s", epx_fixture_last_error());
+        return NULL;
+    }
+    track_cluster(c);
+    const char *step = "split";
+    if (epx_fixture_split(c, "n1 n2") == 0 && (step = "await_partition") &&
+        epx_fixture_await_partition(c, WAIT_MS) == 0 && (step = "matrix") &&
+        epx_fixture_matrix(c, m, sizeof m) == 0 && (step = "heal") &&
+        epx_fixture_heal(c) == 0 && (step = "connect_all") && epx_fixture_connect_all(c) == 0 &&
+        (step = "await_connected") && epx_fixture_await_connected(c, WAIT_MS) == 0) {
+        r->ok = 1;
+        snprintf(r->msg, sizeof r->msg, "%s", m);
+    } else {
+        snprintf(r->msg, sizeof r->msg, "%s: %s", step, epx_fixture_last_error());
+    }
+    epx_fixture_stop_cluster(c);
+    return NULL;
+}
+
+START_TEST(small_stack)
+{
+    /* 256 KiB: a library call chain that keeps megabytes on the stack
+     * crashes here */
+    thread_run r = { 0 };
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    ck_assert_int_eq(pthread_attr_setstacksize(&a, 256 * 1024), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, &a, whole_life, &r), 0);
+    pthread_attr_destroy(&a);
+    pthread_join(t, NULL);
+    ck_assert_msg(r.ok, "on a 256 KiB stack: %s", r.msg);
+    ck_assert_str_eq(r.msg, "n1 sees: nobody\nn2 sees: nobody");
+}
+END_TEST
+
+static void *start_and_return(void *arg)
+{
+    thread_run *r = arg;
+    r->tid = gettid();
+    r->c = epx_fixture_start_cluster(3, NULL);
+    if (!r->c)
+        snprintf(r->msg, sizeof r->msg, "%s", epx_fixture_last_error());
+    return NULL;
+}
+
+START_TEST(outlives_thread)
+{
+    thread_run r = { 0 };
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, start_and_return, &r), 0);
+    pthread_join(t, NULL);
+    ck_assert_msg(r.c != NULL, "start in a thread: %s", r.msg);
+    int k = 0;
+    while (k < MAX_CL && cl[k])
+        k++;
+    ck_assert_int_lt(k, MAX_CL);
+    cl[k] = r.c;                /* teardown stops it */
+    track_cluster(r.c);
+    /* The thread is gone for good once the kernel has released it: any
+     * death signal tied to it has been sent by then. */
+    char task[64];
+    snprintf(task, sizeof task, "/proc/self/task/%d", (int)r.tid);
+    ck_assert_msg(TU_WAIT_UNTIL(access(task, F_OK) != 0, 10000), "thread %d never went",
+                  (int)r.tid);
+    epx_cluster *c = r.c;
+    char reply[64];
+    ck_assert_epx_ok(epx_fixture_control(c, "PING", reply, sizeof reply));
+    ck_assert_str_eq(reply, "OK PONG");
+    for (int i = 1; i <= 3; i++) {
+        ck_assert_str_eq(eval_ok(c, epx_fixture_node(c, i), "node()"), epx_fixture_node(c, i));
+        ck_assert_int_eq(epx_fixture_node_alive(c, i), 1);
+    }
+    ck_assert_epx_connected(c, WAIT_MS);
+}
+END_TEST
+
+/* ---- eval deadlines --------------------------------------------------------------- */
+
+START_TEST(eval_deadline)
+{
+    epx_options o = { 0 };
+    o.timeout_ms = 4000;
+    o.no_mesh = 1;
+    epx_cluster *c = start(1, &o);
+    char out[512];
+    long long t0 = tu_now_ms();
+    int r = epx_fixture_eval(c, "n1", "register(epx_stuck, self()), receive after infinity -> ok end",
+                             out, sizeof out);
+    long long ms = tu_now_ms() - t0;
+    ck_assert_int_eq(r, -1);
+    ck_assert_contains(epx_fixture_last_error(), "within 4000 ms");
+    ck_assert_msg(ms >= 3900 && ms < 8000, "the stuck eval returned after %lld ms", ms);
+    /* the node is not wedged: the next request is answered at once */
+    t0 = tu_now_ms();
+    ck_assert_str_eq(eval_ok(c, "n1", "1 + 1"), "2");
+    ck_assert_msg(tu_now_ms() - t0 < 2000, "the next eval took %lld ms", tu_now_ms() - t0);
+    /* and the stuck evaluation was killed, not left to run */
+    ck_assert_msg(TU_WAIT_UNTIL(!strcmp(eval_ok(c, "n1", "whereis(epx_stuck)"), "undefined"),
+                                5000),
+                  "the stuck evaluation still runs");
+    ck_assert_int_eq(epx_fixture_node_alive(c, 1), 1);
+}
+END_TEST
+
+START_TEST(sees_error_whole)
+{
+    epx_options o = { 0 };
+    o.timeout_ms = 4000;
+    epx_cluster *c = start(2, &o);
+    /* n1's agent stops answering (suspended, not dead): by a process that
+     * stays, as a suspension ends with the process that made it */
+    ck_assert_int_eq(epx_fixture_eval(c, "n1", "Me = self(), spawn(fun() -> "
+                                      "erlang:suspend_process(whereis(epx_agent)), "
+                                      "Me ! suspended, receive after infinity -> ok end end), "
+                                      "receive suspended -> ok end",
+                                      NULL, 0),
+                     -1);
+    ck_assert_int_eq(epx_fixture_sees(c, "n1", "n2"), -1);
+    /* the whole message, with the request at its end */
+    const char *e = epx_fixture_last_error();
+    ck_assert_msg(strlen(e) > 63, "a %zu-character message: %s", strlen(e), e);
+    ck_assert_contains(e, "no reply within 4000 ms to: lists:member('n2@localhost', nodes())");
+}
+END_TEST
+
+/* ---- files and fds ---------------------------------------------------------------- */
+
+/* Every entry of dir whose name starts with prefix must be a regular file
+ * (not a symlink) of mode 0600: how many there are, or -1. */
+static int private_files(const char *dir, const char *prefix)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)))
+            continue;
+        char p[700];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0777) != 0600) {
+            n = -1;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+START_TEST(log_files)
+{
+    make_tmpdir();
+    epx_options o = { 0 };
+    o.log_dir = tmpdir;
+    epx_cluster *c = start(2, &o);
+    /* one fresh directory of ours (0700), with every log in it (0600) */
+    char dir[600] = "";
+    int entries = 0;
+    DIR *d = opendir(tmpdir);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        entries++;
+        snprintf(dir, sizeof dir, "%s/%s", tmpdir, e->d_name);
+    }
+    closedir(d);
+    ck_assert_msg(entries == 1, "%d entries in log_dir, expected one directory", entries);
+    ck_assert_contains(dir, "/epx-cluster.");
+    struct stat st;
+    ck_assert_int_eq(lstat(dir, &st), 0);
+    ck_assert_msg(S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700 && st.st_uid == getuid(),
+                  "%s: mode 0%o, uid %d", dir, (unsigned)st.st_mode, (int)st.st_uid);
+    ck_assert_int_eq(private_files(dir, "epx-daemon"), 1);
+    ck_assert_int_eq(private_files(dir, "epx-node-n"), 2);
+    stop(c);
+    if (!getenv("EPX_KEEP_LOGS"))
+        ck_assert_msg(lstat(dir, &st) < 0 && errno == ENOENT, "%s left after stop", dir);
+}
+END_TEST
+
+START_TEST(closed_stdio)
+{
+    /* A test program whose stdin and stdout are closed: the daemon's and
+     * the nodes' pipes then get fds 0 and 1, and must still end up as the
+     * children's stdout, not be closed or clobbered on the way. */
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    pid_t parent = getpid();
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        close(p[0]);
+        close(0);
+        close(1);
+        epx_options o = { 0 };
+        o.timeout_ms = 20000;
+        epx_cluster *c = epx_fixture_start_cluster(2, &o);
+        char line[1024], out[128] = "";
+        int len;
+        if (!c)
+            len = snprintf(line, sizeof line, "ERR %s\n", epx_fixture_last_error());
+        else if (epx_fixture_eval(c, "n2", "node()", out, sizeof out) < 0)
+            len = snprintf(line, sizeof line, "ERR eval: %s\n", epx_fixture_last_error());
+        else
+            len = snprintf(line, sizeof line, "OK %s\n", out);
+        epx_fixture_stop_cluster(c);
+        if (write(p[1], line, (size_t)len) != len)
+            _exit(1);
+        _exit(0);
+    }
+    close(p[1]);
+    track(child, "test child");
+    char line[1024] = "";
+    int got = read_line_within(p[0], line, sizeof line, 60000);
+    close(p[0]);
+    if (!TU_WAIT_UNTIL(waitpid(child, NULL, WNOHANG) == child, 15000)) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    ck_assert_msg(got == 0, "the child reported nothing within 60 s");
+    ck_assert_str_eq(line, "OK n2@localhost");
 }
 END_TEST
 
@@ -1244,6 +1589,13 @@ Suite *fixture_suite(void)
         { "start_failures", start_failures, 0 },
         { "start_not_a_program", start_not_a_program, 0 },
         { "options", options_reach_nodes, 0 },
+        { "dead_node", dead_node, 0 },
+        { "small_stack", small_stack, 0 },
+        { "outlives_thread", outlives_thread, 0 },
+        { "eval_deadline", eval_deadline, 0 },
+        { "sees_error_whole", sees_error_whole, 0 },
+        { "log_files", log_files, 0 },
+        { "closed_stdio", closed_stdio, 0 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         TCase *tc = tcase_create(cases[i].name);
@@ -1279,7 +1631,8 @@ Suite *fixture_suite(void)
 
     /* last: the whole suite left nothing running */
     tc = tcase_create("no_leftovers");
-    tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, no_leftovers);
     suite_add_tcase(s, tc);
     return s;

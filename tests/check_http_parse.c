@@ -322,7 +322,8 @@ START_TEST(body_spec_errors)
     expect_body_error(HTTP_BODY_SPEC, "{\"islands\": [[\"a,b\"], [\"c\"]]}", "invalid node name 'a,b'");
     expect_body_error(HTTP_BODY_SPEC, "{\"islands\": [[\"a b\"], [\"c\"]]}", "invalid node name");
     expect_body_error(HTTP_BODY_SPEC, "{\"islands\": [[\"->\"], [\"c\"]]}", "invalid node name");
-    expect_body_error(HTTP_BODY_SPEC, "{\"islands\": [[\"*\"], [\"c\"]]}", "invalid node name");
+    expect_body_error(HTTP_BODY_SPEC, "{\"islands\": [[\"a>b\"], [\"c\"]]}", "invalid node name");
+    expect_body_error(HTTP_BODY_SPEC, "{\"islands\": [[\"@a\"], [\"c\"]]}", "invalid node name");
     expect_body_error(HTTP_BODY_SPEC, "{\"islands\": [[\"a\\n\"], [\"c\"]]}", "invalid node name");
     expect_body_error(HTTP_BODY_SPEC, "{\"islands\": [[1], [\"c\"]]}", "must be a string");
     expect_body_error(HTTP_BODY_SPEC, "{\"islands\": [[\"\\u0000\"], [\"c\"]]}", "not a usable string");
@@ -345,7 +346,9 @@ START_TEST(body_node_mode)
     expect_args(HTTP_BODY_MODE, "{\"mode\": \"reset\"}", "reset");
     expect_body_error(HTTP_BODY_NODE, "{\"node\": \"n3\", \"x\": 1}", "unknown member 'x'");
     expect_body_error(HTTP_BODY_NODE, "{\"node\": [\"n3\"]}", "must be a string");
-    expect_body_error(HTTP_BODY_NODE, "{\"node\": \"*\"}", "invalid node name");
+    expect_body_error(HTTP_BODY_NODE, "{\"node\": \"n3,n4\"}", "invalid node name");
+    /* patterns are names to the line protocol, so they are here */
+    expect_args(HTTP_BODY_NODE, "{\"node\": \"n*\"}", "n*");
     expect_body_error(HTTP_BODY_NODE, "{}", "needs \"node\"");
     expect_body_error(HTTP_BODY_MODE, "{\"mode\": \"\"}", "mode is empty");
     expect_body_error(HTTP_BODY_MODE, "{\"mode\": true}", "must be a string");

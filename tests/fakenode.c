@@ -1234,10 +1234,15 @@ static int link_each(const jdoc *d, int o, void *out, int k)
         jstr(d, o, "from", l->from, sizeof l->from, NULL) < 0 ||
         jstr(d, o, "to", l->to, sizeof l->to, NULL) < 0 ||
         jstr(d, o, "state", l->state, sizeof l->state, NULL) < 0 ||
+        jstr(d, o, "held", l->held, sizeof l->held, NULL) < 0 ||
         jint(d, o, "bytes_out", &l->bytes_out) < 0 || jint(d, o, "bytes_in", &l->bytes_in) < 0)
         return -1;
-    if (strcmp(l->state, "handshake") && strcmp(l->state, "up") && strcmp(l->state, "closed"))
-        return fail("state \"%s\" is not handshake/up/closed", l->state);
+    if (strcmp(l->state, "handshake") && strcmp(l->state, "up") && strcmp(l->state, "closed") &&
+        strcmp(l->state, "held"))
+        return fail("state \"%s\" is not handshake/up/held/closed", l->state);
+    if (strcmp(l->held, "none") && strcmp(l->held, "out") && strcmp(l->held, "in") &&
+        strcmp(l->held, "both"))
+        return fail("held \"%s\" is not none/out/in/both", l->held);
     return 0;
 }
 

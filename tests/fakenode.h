@@ -164,7 +164,8 @@ typedef struct fn_linkinfo {
     long long id;
     char from[256];
     char to[256];
-    char state[32];
+    char state[32];     /* handshake, up, held, closed */
+    char held[8];       /* none, out (from -> to), in, both */
     long long bytes_out, bytes_in;
 } fn_linkinfo;
 

@@ -2,7 +2,9 @@
  * sends: split into lines with ctl_next_line(), each parsed with
  * ctl_parse_line(); every line's arguments go through rules_parse_spec(),
  * and a spec that parses is applied (cut, cut again, JSON, fix) to a rule
- * set.  Each line is also quoted with sbuf_json_str() and must come back. */
+ * set; they also go through rules_parse_isolate(), and what parses is
+ * applied with rules_isolate().  Each line is also quoted with
+ * sbuf_json_str() and must come back. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +34,8 @@ static size_t str_end(const char *s, size_t n, size_t i)
     return 0;
 }
 
-/* rules_json() output: exactly [{"from":F,"to":T},...] for r's pairs, in order. */
+/* rules_json() output: exactly [{"from":F,"to":T[,"except":E]},...] for r's
+ * pairs, in order. */
 static void check_rules_json(const rules *r)
 {
     sbuf out = { 0 };
@@ -64,6 +67,20 @@ static void check_rules_json(const rules *r)
         FZ_CHECK(dl == (long)strlen(r->v[k].to) && !memcmp(dec, r->v[k].to, (size_t)dl),
                  "pair %zu: to '%s' came back as %.*s", k, r->v[k].to, (int)(e - i), s + i);
         i = e;
+        if (r->v[k].except) {
+            FZ_CHECK(n - i > 10 && memcmp(s + i, ",\"except\":", 10) == 0, "pair %zu except", k);
+            i += 10;
+            e = str_end(s, n, i);
+            FZ_CHECK(e, "pair %zu except", k);
+            size_t el = strlen(r->v[k].except);
+            uint8_t *ed = malloc(el + 1);
+            FZ_CHECK(ed, "out of memory");
+            dl = fz_json_unquote(s + i, e - i, ed, el + 1);
+            FZ_CHECK(dl == (long)el && !memcmp(ed, r->v[k].except, el),
+                     "pair %zu: except came back as %.*s", k, (int)(e - i), s + i);
+            free(ed);
+            i = e;
+        }
         FZ_CHECK(i < n && s[i++] == '}', "pair %zu end", k);
     }
     FZ_CHECK(i + 1 == n && s[i] == ']', "trailing bytes after %zu pairs", r->n);
@@ -98,21 +115,32 @@ static void check_spec(const char *args, size_t len)
         for (int b = 0; b < a; b++)
             FZ_CHECK(strcmp(x, spec.names[b]) != 0, "'%s' named twice", x);
     }
-    size_t pairs = 0, total = (size_t)spec.nnames;
+    size_t pairs = 0, total = (size_t)spec.nnames, globpairs = 0;
     for (int k = 0; k < spec.nislands; k++) {
         FZ_CHECK(count[k] > 0, "island %d is empty", k);
         pairs += count[k] * (total - count[k]);
     }
     if (spec.oneway)
         pairs = count[0] * count[1];
+    for (int a = 0; a < spec.nnames; a++)
+        for (int b = 0; b < spec.nnames; b++) {
+            int ia = spec.island_of[a], ib = spec.island_of[b];
+            if (ia != ib && (!spec.oneway || (ia == 0 && ib == 1)))
+                globpairs += rules_is_pattern(spec.names[a]) || rules_is_pattern(spec.names[b]);
+        }
 
     rules r;
     rules_init(&r);
     check_rules_json(&r);
     int changed = rules_apply(&r, &spec, 1);
-    if (pairs > RULES_MAX) {
-        FZ_CHECK(changed == -2 && r.n == 0, "cut of %zu pairs past RULES_MAX gave %d, %zu rules",
-                 pairs, changed, r.n);
+    if (pairs > RULES_MAX || globpairs > RULES_MAX_GLOB) {
+        FZ_CHECK(changed == (pairs > RULES_MAX ? -2 : -3) && r.n == 0,
+                 "cut of %zu pairs (%zu with a pattern) past a limit gave %d, %zu rules", pairs,
+                 globpairs, changed, r.n);
+        /* and a refused SPLIT leaves a set as it was */
+        FZ_CHECK(rules_add(&r, "keep", "me") == 1, "add to an empty set");
+        FZ_CHECK(rules_replace(&r, &spec) == changed && r.n == 1 && rules_blocked(&r, "keep", "me"),
+                 "a refused SPLIT changed the set");
         rules_free(&r);
         return;
     }
@@ -136,6 +164,50 @@ static void check_spec(const char *args, size_t len)
              pairs);
     check_rules_json(&r);
     rules_free(&r);
+}
+
+static void check_isolate(const char *args, size_t len)
+{
+    static char name[RULES_MAX_NAME + 1];
+    char err[256];
+    sbuf ex = { 0 };
+    memset(err, 0x55, sizeof err);
+    int rc = rules_parse_isolate(args, len, name, &ex, err, sizeof err);
+    FZ_CHECK(rc == 0 || rc == -1, "rc %d", rc);
+    if (rc < 0) {
+        FZ_CHECK(memchr(err, 0, sizeof err) && err[0], "no error message");
+        sbuf_free(&ex);
+        return;
+    }
+    size_t nl = strnlen(name, sizeof name);
+    FZ_CHECK(nl < sizeof name && rules_valid_name(name, nl), "ISOLATE name invalid");
+    FZ_CHECK(memmem(args, len, name, nl), "ISOLATE name '%s' is not in the arguments", name);
+    FZ_CHECK(!rules_list_match(sbuf_str(&ex), name), "'%s' isolated and excepted", name);
+    rules r;
+    rules_init(&r);
+    int every = strcmp(name, "*") == 0;
+    FZ_CHECK(rules_isolate(&r, name, sbuf_str(&ex)) == 2 - every && r.n == (size_t)(2 - every),
+             "ISOLATE %s: %zu pairs", name, r.n);
+    FZ_CHECK(rules_isolate(&r, name, sbuf_str(&ex)) == 0, "ISOLATE twice changed something");
+    check_rules_json(&r);
+    /* a node no EXCEPT pattern matches is cut from name, both ways */
+    if (!rules_list_match(sbuf_str(&ex), "zz9q") && !rules_name_match(name, "zz9q") &&
+        !rules_is_pattern(name))
+        FZ_CHECK(rules_blocked(&r, name, "zz9q") && rules_blocked(&r, "zz9q", name),
+                 "ISOLATE %s does not cut zz9q", name);
+    /* and one the list names is not */
+    if (ex.len && !rules_is_pattern(name)) {
+        const char *comma = strchr(sbuf_str(&ex), ',');
+        size_t first = comma ? (size_t)(comma - sbuf_str(&ex)) : ex.len;
+        char *p = strndup(sbuf_str(&ex), first);
+        FZ_CHECK(p, "out of memory");
+        if (!rules_is_pattern(p))
+            FZ_CHECK(!rules_blocked(&r, name, p) && !rules_blocked(&r, p, name),
+                     "ISOLATE %s EXCEPT %s cuts %s", name, sbuf_str(&ex), p);
+        free(p);
+    }
+    rules_free(&r);
+    sbuf_free(&ex);
 }
 
 static void check_quote(const char *line, size_t len)
@@ -180,7 +252,11 @@ static void check_line(const char *line, size_t len)
     size_t wl = strlen(cl.word);
     FZ_CHECK(wl <= len - w0 && memcmp(cl.word, line + w0, wl) == 0, "word is not the first token");
 
+    FZ_CHECK(cl.cmd == CTL_UNKNOWN || cl.cmd == CTL_EMPTY ||
+             strcmp(ctl_cmd_name(cl.cmd), "UNKNOWN") != 0, "cmd without a name");
+    (void)ctl_cmd_takes_args(cl.cmd);
     check_spec(cl.args, cl.argslen);
+    check_isolate(cl.args, cl.argslen);
     check_quote(line, len);
 }
 

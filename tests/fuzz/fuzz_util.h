@@ -276,8 +276,9 @@ static inline int fz_json_valid(const char *s, size_t n)
 
 /* Decode the JSON string literal at s[0..n) (quotes included) into out
  * (cap bytes); returns the decoded length or -1.  \u escapes are only
- * accepted below U+0100 (all sbuf_json_str produces) and come back as that
- * one byte, so a round trip of arbitrary bytes can be compared. */
+ * accepted as sbuf_json_str writes them: below U+0080 (control characters)
+ * or U+DC80..U+DCFF (a byte that is not UTF-8), each back to that one byte,
+ * so a round trip of arbitrary bytes can be compared. */
 static inline long fz_json_unquote(const char *s, size_t n, uint8_t *out, size_t cap)
 {
     if (n < 2 || s[0] != '"' || s[n - 1] != '"')
@@ -301,9 +302,9 @@ static inline long fz_json_unquote(const char *s, size_t n, uint8_t *out, size_t
                 char h = s[i + (size_t)k];
                 v = v * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
             }
-            if (v > 0xFF)
+            if (v >= 0x80 && (v < 0xDC80 || v > 0xDCFF))
                 return -1;
-            out[o++] = (uint8_t)v;
+            out[o++] = (uint8_t)(v & 0xFF);
             i += 6;
             continue;
         }
