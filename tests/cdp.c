@@ -162,7 +162,7 @@ static int wait_reply(cdp *c, int id, jdoc *d, int timeout_ms)
     long long deadline = now_ms() + timeout_ms;
     for (;;) {
         char *z;
-        while ((z = memchr(c->buf, 0, c->len)) != NULL) {
+        while (c->len && (z = memchr(c->buf, 0, c->len)) != NULL) {
             size_t ml = (size_t)(z - c->buf);
             char *m = malloc(ml + 1);
             if (!m)
