@@ -592,8 +592,13 @@ START_TEST(bulk_50mb_backpressure)
     free(rbuf);
     free(want);
     printf("relay bulk: daemon RSS peak %ld KiB during 50 MB\n", rss_max);
-    ck_assert_msg(rss_max - rss0 < rss_limit, "daemon RSS reached %ld KiB (from %ld) relaying 50 MB",
-                  rss_max, rss0);
+    /* under ASan or valgrind the freed 1 MiB pending buffers sit in their
+     * quarantine: the RSS then says nothing (their leak checks judge) */
+    if (getenv("ASAN_OPTIONS") || getenv("EPX_VALGRIND"))
+        printf("relay bulk: RSS not judged under ASan or valgrind\n");
+    else
+        ck_assert_msg(rss_max - rss0 < rss_limit,
+                      "daemon RSS reached %ld KiB (from %ld) relaying 50 MB", rss_max, rss0);
     fn_linkinfo li;
     ck_assert_msg(TU_WAIT_UNTIL(link_of("a@localhost", &li) &&
                                 li.bytes_out == (long long)(l.out + total), 10000),
