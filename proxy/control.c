@@ -17,6 +17,7 @@
 #include "proxy.h"
 #include "sbuf.h"
 #include "sock.h"
+#include "udp.h"
 
 #define MAX_LISTENERS   (EPX_MAX_ADDRS + 2)
 #define OUT_HIGH_WATER  (1024 * 1024)   /* stop reading a client that does not read */
@@ -61,6 +62,7 @@ static void cconn_close(cconn *k)
 {
     control *c = k->ctl;
     app_owner_gone(c->x->app, k->id);
+    udp_owner_gone(c->x->udp, k->id);
     if (k->fd >= 0) {
         loop_del(c->x->loop, k->fd);
         close(k->fd);
@@ -306,6 +308,12 @@ static void cmd_app(epx *x, sbuf *o, const ctl_line *cl, unsigned long owner)
     if (cl->cmd == CTL_APPS) {
         sbuf_addstr(o, "OK ");
         app_json(x->app, o);
+        if (o->len && o->p[o->len - 1] == '}') {   /* and the members' UDP ports */
+            o->len--;
+            sbuf_addstr(o, ",\"udp\":");
+            udp_json(x->udp, o);
+            sbuf_addstr(o, "}");
+        }
         return;
     }
     if (app_parse(cl->args, cl->argslen, cl->cmd == CTL_APPCONNECT ? 2 : 1, &args, err,
@@ -344,6 +352,45 @@ static void cmd_app(epx *x, sbuf *o, const ctl_line *cl, unsigned long owner)
             return;
         }
         sbuf_addstr(o, "OK");
+        return;
+    default:
+        return;
+    }
+}
+
+/* The shim's UDP commands (udp.h): APPUDP, APPUNUDP, APPUDPROUTE. */
+static void cmd_udp(epx *x, sbuf *o, const ctl_line *cl, unsigned long owner)
+{
+    const char *name = ctl_cmd_name(cl->cmd);
+    char err[256];
+    app_args args;
+    if (app_parse(cl->args, cl->argslen, 1, &args, err, sizeof err) < 0) {
+        sbuf_printf(o, "ERR %s: %s", name, err);
+        return;
+    }
+    if (!x->udp && !(x->udp = udp_new(x))) {
+        sbuf_addstr(o, "ERR out of memory");
+        return;
+    }
+    switch (cl->cmd) {
+    case CTL_APPUDP:
+        if (!owner) {
+            sbuf_addstr(o, "ERR APPUDP needs a line connection: its registrations end with it");
+            return;
+        }
+        if (udp_register(x->udp, owner, args.node, args.port, err, sizeof err) < 0) {
+            sbuf_printf(o, "ERR %s", err);
+            return;
+        }
+        sbuf_addstr(o, "OK");
+        return;
+    case CTL_APPUNUDP:
+        udp_unregister(x->udp, owner, args.node, args.port);
+        sbuf_addstr(o, "OK");
+        return;
+    case CTL_APPUDPROUTE:
+        sbuf_addstr(o, "OK ");
+        udp_route(x->udp, args.node, args.port, o);
         return;
     default:
         return;
@@ -427,11 +474,18 @@ control_result control_exec_owned(epx *x, const ctl_line *cl, sbuf *o, unsigned 
     case CTL_APPS:
         cmd_app(x, o, cl, owner);
         break;
+    case CTL_APPUDP:
+    case CTL_APPUNUDP:
+    case CTL_APPUDPROUTE:
+        cmd_udp(x, o, cl, owner);
+        break;
     default:
         sbuf_addstr(o, "ERR unknown command: ");
         sbuf_add(o, cl->word, strlen(cl->word));
         break;
     }
+    /* a block made by this command covers UDP before its OK goes out */
+    udp_sync(x->udp);
     return res;
 }
 
@@ -638,6 +692,8 @@ void control_free(control *c)
     }
     app_free(c->x->app);   /* its links stay with the proxy until it goes */
     c->x->app = NULL;
+    udp_free(c->x->udp);
+    c->x->udp = NULL;
     http_api_free(c->http);
     for (int i = 0; i < c->nl; i++) {
         loop_del(c->x->loop, c->lfd[i]);

@@ -19,6 +19,8 @@ static const struct {
     { "APPLISTEN", CTL_APPLISTEN, 1 }, { "APPUNLISTEN", CTL_APPUNLISTEN, 1 },
     { "APPROUTE", CTL_APPROUTE, 1 },   { "APPCONNECT", CTL_APPCONNECT, 1 },
     { "APPS", CTL_APPS, 0 },
+    { "APPUDP", CTL_APPUDP, 1 },       { "APPUNUDP", CTL_APPUNUDP, 1 },
+    { "APPUDPROUTE", CTL_APPUDPROUTE, 1 },
 };
 
 long ctl_next_line(const char *buf, size_t n, size_t *consumed)

@@ -27,6 +27,9 @@ typedef enum {
     CTL_APPROUTE,
     CTL_APPCONNECT,
     CTL_APPS,
+    CTL_APPUDP,      /* the shim's UDP commands (udp.h) */
+    CTL_APPUNUDP,
+    CTL_APPUDPROUTE,
     CTL_UNKNOWN,
 } ctl_cmd;
 

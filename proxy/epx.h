@@ -46,6 +46,7 @@ struct epmd_srv;
 struct proxy;
 struct control;
 struct app;
+struct udp;
 
 typedef struct epx {
     epx_config cfg;
@@ -65,6 +66,7 @@ typedef struct epx {
     long long started_ms;
     int fds_outside_loop;              /* open fds the loop does not watch (stdio...) */
     struct app *app;                   /* app links (app.h); made on the first APP* command */
+    struct udp *udp;                   /* members' UDP (udp.h); made on the first APPUDP* */
 } epx;
 
 /* 1 if a client connection may be accepted now: more than the reserve of

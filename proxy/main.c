@@ -15,6 +15,7 @@
 #include "epx.h"
 #include "log.h"
 #include "proxy.h"
+#include "udp.h"
 
 static const char usage_text[] =
     "usage: epmdpxy [options]\n"
@@ -86,7 +87,10 @@ static const char usage_text[] =
     "  APPUNLISTEN PORT               it no longer does\n"
     "  APPROUTE NODE PORT             does another member listen there? (JSON)\n"
     "  APPCONNECT NODE PORT SRC ADDR  the next connection from port SRC is NODE's\n"
-    "  APPS                           the members' listeners (JSON)\n"
+    "  APPS                           the members' listeners and UDP ports (JSON)\n"
+    "  APPUDP NODE PORT               NODE has a UDP socket on PORT (this connection's life)\n"
+    "  APPUNUDP NODE PORT             it closed\n"
+    "  APPUDPROUTE NODE PORT          is PORT another member's, blocked from NODE? (JSON)\n"
     "See epmdpxy(1) and README.md.\n";
 
 static int sigpipe_fd[2] = { -1, -1 };
@@ -495,6 +499,8 @@ int main(int argc, char **argv)
             x.exit_code = 1;
             break;
         }
+        /* rules a timer changed reach the shim's UDP verdicts too */
+        udp_sync(x.udp);
     }
 
 out:

@@ -263,7 +263,9 @@ int rules_add(rules *r, const char *from, const char *to)
         return -3;
     if (reserve(r, (size_t)fresh, (size_t)(fresh && glob)) < 0)
         return -1;
-    return put(r, from, to, NULL);
+    int changed = put(r, from, to, NULL);
+    r->gen += (unsigned long long)changed;
+    return changed;
 }
 
 /* The place of index k in the pattern list. */
@@ -299,11 +301,14 @@ int rules_remove(rules *r, const char *from, const char *to)
         if (r->v[k].glob)
             r->glob[glob_pos(r, r->n)] = k;
     }
+    r->gen++;
     return 1;
 }
 
 void rules_clear(rules *r)
 {
+    if (r->n)
+        r->gen++;
     for (size_t k = 0; k < r->n; k++)
         free(r->v[k].except);
     r->n = 0;
@@ -465,6 +470,8 @@ int rules_apply(rules *r, const rules_spec *s, int cut)
             if (spec_pair(s, a, b))
                 changed += cut ? put(r, s->names[a], s->names[b], NULL)
                                : rules_remove(r, s->names[a], s->names[b]);
+    if (cut)
+        r->gen += (unsigned long long)changed;   /* rules_remove counts its own */
     return changed;
 }
 
@@ -477,8 +484,10 @@ int rules_replace(rules *r, const rules_spec *s)
         rules_free(&fresh);
         return rc;
     }
+    unsigned long long gen = r->gen;
     rules_free(r);
     *r = fresh;
+    r->gen = gen + 1;   /* never back to a value a reader has seen */
     return rc;
 }
 
@@ -503,6 +512,7 @@ int rules_isolate(rules *r, const char *name, const char *except)
         free(e2);
     else
         changed += put(r, "*", name, e2);
+    r->gen += (unsigned long long)changed;
     return changed;
 }
 

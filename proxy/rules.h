@@ -40,6 +40,8 @@ typedef struct rules {
     size_t nslot, ndeleted;
     size_t *glob;         /* indexes in v of the pairs with a pattern */
     size_t nglob, globcap;
+    unsigned long long gen;   /* bumped by every change of the set: readers
+                               * that cache verdicts (udp.c) compare it */
 } rules;
 
 /* The names of a CUT/FIX line, parsed. */

@@ -18,6 +18,8 @@ static const struct { const char *word; ctl_cmd cmd; } WORDS[] = {
     { "APPLISTEN", CTL_APPLISTEN }, { "APPUNLISTEN", CTL_APPUNLISTEN },
     { "APPROUTE", CTL_APPROUTE },   { "APPCONNECT", CTL_APPCONNECT },
     { "APPS", CTL_APPS },
+    { "APPUDP", CTL_APPUDP },       { "APPUNUDP", CTL_APPUNUDP },
+    { "APPUDPROUTE", CTL_APPUDPROUTE },
 };
 #define NWORDS (sizeof WORDS / sizeof WORDS[0])
 

@@ -13,7 +13,14 @@
  * cut from a node, a non-blocking C client (EINPROGRESS, poll, SO_ERROR,
  * getpeername).  What must stay direct stays direct: a connection to a
  * port no member listens on, a self-connection, a node without the shim.
- * Unit tests of the APP* argument parser (proxy/app_parse.c) come first. */
+ * UDP between members: datagrams pass before a cut, are dropped (reported
+ * sent) during it in either mode and pass again after HEAL; a one-way cut
+ * drops one direction; a port the kernel bound on the first send counts;
+ * the socket module, connected gen_udp, and every sending call of the C
+ * tool (sendto, sendmsg, sendmmsg, send, write); non-members and a
+ * member's UDP to itself pass.  Unit tests of the APP* argument parser
+ * (proxy/app_parse.c) and of the shim's UDP answer parser and verdict
+ * cache (fixture/preload_udp.h) come first. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,14 +30,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "app_parse.h"
 #include "epx_fixture.h"
+#include "preload_udp.h"
 #include "testutil.h"
+#include "udp_page.h"
 
 #define WAIT_MS  30000    /* conditions on a loaded 2-core machine */
 #define STALL_MS 1500     /* how long a held echo must stay away */
@@ -247,6 +258,76 @@ START_TEST(parse_connect_args)
 }
 END_TEST
 
+/* ---- the shim's UDP answers and verdict cache (pure) -------------------- */
+
+START_TEST(udp_answer_parse)
+{
+    pu_answer a;
+    ck_assert_int_eq(pu_parse_answer("OK {\"gen\":7,\"member\":false,\"genfile\":\"/tmp/g\"}", &a), 0);
+    ck_assert_uint_eq(a.gen, 7);
+    ck_assert_int_eq(a.member, 0);
+    ck_assert_str_eq(a.genfile, "/tmp/g");
+    ck_assert_int_eq(pu_parse_answer("OK {\"gen\":9223372036854775807,\"member\":true,"
+                                     "\"blocked\":true,\"genfile\":\"/run/u/x\",\"to\":\"a\\\"b\"}",
+                                     &a),
+                     0);
+    ck_assert_uint_eq(a.gen, INT64_MAX);
+    ck_assert_int_eq(a.member, 1);
+    ck_assert_int_eq(a.blocked, 1);
+    ck_assert_str_eq(a.genfile, "/run/u/x");
+    /* without a page: an answer, but no path */
+    ck_assert_int_eq(pu_parse_answer("OK {\"gen\":2,\"member\":true,\"blocked\":false,\"to\":\"n\"}",
+                                     &a),
+                     0);
+    ck_assert_int_eq(a.blocked, 0);
+    ck_assert_str_eq(a.genfile, "");
+    const char *bad[] = {
+        "",
+        "ERR APPUDPROUTE: needs a port (1-65535)",
+        "OK {\"gen\":0,\"member\":false}",              /* gen 0 is never published */
+        "OK {\"gen\":01,\"member\":false}",
+        "OK {\"gen\":123456789012345678901,\"member\":false}",
+        "OK {\"gen\":3,\"member\":maybe}",
+        "OK {\"gen\":3,\"member\":true}",               /* a member without a verdict */
+        "OK {\"gen\":3,\"member\":true,\"blocked\":1}",
+        "OK {\"gen\":3,\"member\":false,\"genfile\":\"rel/path\"}",
+        "OK {\"gen\":3,\"member\":false,\"genfile\":\"/a\\\\b\"}",
+        "OK {\"gen\":3,\"member\":false,\"genfile\":\"\"}",
+        "OK {\"gen\":3,\"member\":false,\"genfile\":\"/unterminated}",
+        "OK {\"gen\":3,\"member\":falsey}",
+        "OK {\"member\":false,\"gen\":3}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(pu_parse_answer(bad[i], &a) == -1, "'%s' was taken", bad[i]);
+    /* a path as long as the buffer is refused, one shorter taken */
+    char line[PU_PATH_MAX + 80], path[PU_PATH_MAX + 1];
+    memset(path, 'p', sizeof path);
+    path[0] = '/';
+    path[PU_PATH_MAX] = 0;
+    snprintf(line, sizeof line, "OK {\"gen\":1,\"member\":false,\"genfile\":\"%s\"}", path);
+    ck_assert_int_eq(pu_parse_answer(line, &a), -1);
+    path[PU_PATH_MAX - 1] = 0;
+    snprintf(line, sizeof line, "OK {\"gen\":1,\"member\":false,\"genfile\":\"%s\"}", path);
+    ck_assert_int_eq(pu_parse_answer(line, &a), 0);
+    ck_assert_str_eq(a.genfile, path);
+}
+END_TEST
+
+START_TEST(udp_cache_entries)
+{
+    uint64_t e = pu_entry(42, 5353, PU_DROP);
+    ck_assert_int_eq(pu_entry_verdict(e, 42, 5353), PU_DROP);
+    ck_assert_int_eq(pu_entry_verdict(e, 43, 5353), PU_NONE);   /* a newer generation */
+    ck_assert_int_eq(pu_entry_verdict(e, 42, 5354), PU_NONE);   /* another port */
+    ck_assert_int_eq(pu_entry_verdict(pu_entry(9, 65535, PU_PASS), 9, 65535), PU_PASS);
+    ck_assert_int_eq(pu_entry_verdict(0, 1, 1), PU_NONE);       /* an empty slot */
+    /* generations past 46 bits compare by their low bits, both sides alike */
+    uint64_t big = (UINT64_C(1) << 50) + 77;
+    ck_assert_int_eq(pu_entry_verdict(pu_entry(big, 80, PU_PASS), big, 80), PU_PASS);
+    ck_assert_int_eq(pu_entry_verdict(pu_entry(big, 80, PU_PASS), big + 1, 80), PU_NONE);
+}
+END_TEST
+
 /* ---- the daemon's side alone: APP* commands over the control port ------- */
 
 START_TEST(registrations_end_with_their_connection)
@@ -291,6 +372,103 @@ START_TEST(registrations_end_with_their_connection)
                      0);
     ck_assert_msg(!strncmp(r, "ERR", 3), "%s", r);
     tu_daemon_stop(&d);
+}
+END_TEST
+
+/* The generation in the page at path; 0 if it cannot be read. */
+static uint64_t page_gen(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    void *m = mmap(NULL, UDP_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return 0;
+    const udp_page *pg = m;
+    uint64_t g = memcmp(pg->magic, UDP_PAGE_MAGIC, 8) ? 0 : __atomic_load_n(&pg->gen, __ATOMIC_ACQUIRE);
+    munmap(m, UDP_PAGE_SIZE);
+    return g;
+}
+
+/* APPUDPROUTE from node to port, parsed (fails the test if it is no answer). */
+static pu_answer udp_route(int cport, const char *node, int port)
+{
+    char cmd[128], r[1024];
+    snprintf(cmd, sizeof cmd, "APPUDPROUTE %s %d", node, port);
+    ck_assert_int_eq(tu_ctl(cport, cmd, r, sizeof r), 0);
+    pu_answer a;
+    char line[1100];
+    snprintf(line, sizeof line, "%s", r);
+    ck_assert_msg(pu_parse_answer(line, &a) == 0, "not an answer: %s", r);
+    return a;
+}
+
+START_TEST(udp_registrations_and_generation)
+{
+    tu_daemon d;
+    ck_assert_int_eq(tu_daemon_start(&d, NULL), 0);
+    int cp = d.control_port;
+    int fd = tu_connect(cp);
+    ck_assert_int_ge(fd, 0);
+    const char *cmd = "APPUDP srv 5555\n";
+    ck_assert_int_eq(tu_write_all(fd, cmd, strlen(cmd)), 0);
+    char line[3];
+    ck_assert_int_eq(tu_read_exact(fd, line, 3, 5000), 0);
+    ck_assert_int_eq(memcmp(line, "OK\n", 3), 0);
+    pu_answer a = udp_route(cp, "cli", 5555);
+    ck_assert_msg(a.member && !a.blocked, "srv's port before a cut: member %d blocked %d",
+                  a.member, a.blocked);
+    ck_assert_msg(a.genfile[0] == '/', "no generation page");
+    ck_assert_uint_eq(page_gen(a.genfile), a.gen);
+    char path[PU_PATH_MAX];
+    snprintf(path, sizeof path, "%s", a.genfile);
+    /* a member to itself, and a port nobody registered: not members */
+    ck_assert_int_eq(udp_route(cp, "srv", 5555).member, 0);
+    ck_assert_int_eq(udp_route(cp, "cli", 5556).member, 0);
+    /* the page shows a cut's generation by the time its OK arrives */
+    uint64_t g0 = page_gen(path);
+    char r[512];
+    ck_assert_int_eq(tu_ctl(cp, "CUT cli srv", r, sizeof r), 0);
+    ck_assert_msg(!strncmp(r, "OK", 2), "%s", r);
+    uint64_t g1 = page_gen(path);
+    ck_assert_msg(g1 > g0, "CUT left the generation at %llu", (unsigned long long)g1);
+    a = udp_route(cp, "cli", 5555);
+    ck_assert_msg(a.member && a.blocked, "cli -> srv during a cut: blocked %d", a.blocked);
+    ck_assert_uint_eq(a.gen, g1);
+    /* the mode does not matter: nothing to hold */
+    ck_assert_int_eq(tu_ctl(cp, "MODE reset", r, sizeof r), 0);
+    ck_assert_int_eq(udp_route(cp, "cli", 5555).blocked, 1);
+    /* one way: only that direction */
+    ck_assert_int_eq(tu_ctl(cp, "HEAL", r, sizeof r), 0);
+    ck_assert_uint_gt(page_gen(path), g1);
+    ck_assert_int_eq(udp_route(cp, "cli", 5555).blocked, 0);
+    ck_assert_int_eq(tu_ctl(cp, "CUT srv -> cli", r, sizeof r), 0);
+    ck_assert_int_eq(udp_route(cp, "cli", 5555).blocked, 0);
+    ck_assert_int_eq(tu_ctl(cp, "CUT cli -> srv", r, sizeof r), 0);
+    ck_assert_int_eq(udp_route(cp, "cli", 5555).blocked, 1);
+    /* a command that changes nothing keeps the generation (caches stay) */
+    uint64_t g2 = page_gen(path);
+    ck_assert_int_eq(tu_ctl(cp, "RULES", r, sizeof r), 0);
+    ck_assert_int_eq(tu_ctl(cp, "CUT cli -> srv", r, sizeof r), 0);
+    ck_assert_uint_eq(page_gen(path), g2);
+    /* APPS lists the port; bad arguments are refused with the name */
+    char apps[2048];
+    ck_assert_int_eq(tu_ctl(cp, "APPS", apps, sizeof apps), 0);
+    ck_assert_msg(strstr(apps, "\"udp\":{\"ports\":[{\"node\":\"srv\",\"port\":5555}]"), "%s",
+                  apps);
+    ck_assert_int_eq(tu_ctl(cp, "APPUDP x 0", r, sizeof r), 0);
+    ck_assert_msg(!strncmp(r, "ERR APPUDP", 10), "%s", r);
+    ck_assert_int_eq(tu_ctl(cp, "APPUDPROUTE x* 80", r, sizeof r), 0);
+    ck_assert_msg(!strncmp(r, "ERR APPUDPROUTE", 15), "%s", r);
+    /* the registration ends with its connection, with a new generation */
+    close(fd);
+    ck_assert_msg(TU_WAIT_UNTIL(udp_route(cp, "cli", 5555).member == 0, 5000),
+                  "srv's UDP port outlived its connection");
+    ck_assert_uint_gt(page_gen(path), g2);
+    /* and the page goes with the daemon */
+    tu_daemon_stop(&d);
+    ck_assert_msg(access(path, F_OK) != 0, "%s left behind", path);
 }
 END_TEST
 
@@ -632,6 +810,217 @@ START_TEST(cluster_exec_member_cut_from_node)
 }
 END_TEST
 
+/* ---- UDP between nodes -------------------------------------------------- */
+
+#define UDP_WAIT_MS 20000   /* a datagram that passes arrives well within this */
+
+/* A UDP socket owned by `name` on node (backend gen_udp, socket or
+ * socket_unbound); its port (0 for socket_unbound). */
+static int udp_open(const char *node, const char *name, const char *backend)
+{
+    const char *p = ev(node, "epx_apptest:udp_open(%s, %s).", name, backend);
+    int port = atoi(p);
+    ck_assert_msg(port > 0 || !strcmp(backend, "socket_unbound"), "udp_open on %s: %s", node,
+                  p);
+    return port;
+}
+
+/* name on node sends seqs first..last to port ("connected": its peer);
+ * every send must report success. */
+static void udp_send(const char *node, const char *name, const char *port, int first, int last)
+{
+    ck_ev(node, "ok", "epx_apptest:udp_send(%s, %s, lists:seq(%d, %d)).", name, port, first,
+          last);
+}
+
+static void udp_send_port(const char *node, const char *name, int port, int first, int last)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    udp_send(node, name, p, first, last);
+}
+
+/* name on node receives seq within UDP_WAIT_MS. */
+static void udp_arrives(const char *node, const char *name, int seq)
+{
+    ck_ev(node, "ok", "epx_apptest:udp_await(%s, %d, %d).", name, seq, UDP_WAIT_MS);
+}
+
+/* name on node received exactly want (an Erlang list expression). */
+static void udp_got(const char *node, const char *name, const char *want)
+{
+    ck_ev(node, "ok", "epx_apptest:udp_expect(%s, lists:sort(%s)).", name, want);
+}
+
+/* Before, during and after a split of n1 and n2, both ways: what is sent
+ * during the cut is reported sent and never arrives; a marker sent after
+ * HEAL arrives, so anything that had passed would have been there (the
+ * loopback keeps a socket pair's datagrams in order). */
+static void udp_split_heal(int mode)
+{
+    start(mode);
+    int p2 = udp_open("n2", "u2", "gen_udp");
+    int p1 = udp_open("n1", "u1", "gen_udp");
+    udp_send_port("n1", "u1", p2, 1, 5);
+    udp_arrives("n2", "u2", 5);
+    udp_send_port("n2", "u2", p1, 11, 15);
+    udp_arrives("n1", "u1", 15);
+    ck_assert_int_eq(epx_fixture_split(C, "n1 n2"), 0);
+    udp_send_port("n1", "u1", p2, 100, 149);
+    udp_send_port("n2", "u2", p1, 200, 249);
+    ck_assert_int_eq(epx_fixture_heal(C), 0);
+    udp_send_port("n1", "u1", p2, 1000, 1000);
+    udp_send_port("n2", "u2", p1, 2000, 2000);
+    udp_arrives("n2", "u2", 1000);
+    udp_arrives("n1", "u1", 2000);
+    udp_got("n2", "u2", "lists:seq(1, 5) ++ [1000]");
+    udp_got("n1", "u1", "lists:seq(11, 15) ++ [2000]");
+}
+
+START_TEST(gen_udp_split_drops_hold)
+{
+    udp_split_heal(EPX_MODE_HOLD);
+}
+END_TEST
+
+START_TEST(gen_udp_split_drops_reset)
+{
+    udp_split_heal(EPX_MODE_RESET);
+}
+END_TEST
+
+START_TEST(udp_one_way_and_first_send_bind)
+{
+    start(EPX_MODE_HOLD);
+    int p2 = udp_open("n2", "u2", "gen_udp");
+    /* n1's socket is not bound: its first send binds it, and that port is
+     * n1's for the rules from then on */
+    udp_open("n1", "u1", "socket_unbound");
+    udp_send_port("n1", "u1", p2, 1, 1);
+    udp_arrives("n2", "u2", 1);
+    int p1 = atoi(ev("n1", "epx_apptest:udp_port(u1)."));
+    ck_assert_int_gt(p1, 0);
+    /* n1 -> n2 cut: n1's datagrams are dropped, n2's still arrive */
+    ck_assert_int_eq(epx_fixture_cut(C, "n1 -> n2"), 0);
+    udp_send_port("n1", "u1", p2, 100, 149);
+    udp_send_port("n2", "u2", p1, 20, 20);
+    udp_arrives("n1", "u1", 20);
+    ck_assert_int_eq(epx_fixture_fix(C, "n1 -> n2"), 0);
+    /* the other way round */
+    ck_assert_int_eq(epx_fixture_cut(C, "n2 -> n1"), 0);
+    udp_send_port("n2", "u2", p1, 200, 249);
+    udp_send_port("n1", "u1", p2, 30, 30);
+    udp_arrives("n2", "u2", 30);
+    ck_assert_int_eq(epx_fixture_heal(C), 0);
+    udp_send_port("n2", "u2", p1, 40, 40);
+    udp_arrives("n1", "u1", 40);
+    udp_got("n2", "u2", "[1, 30]");
+    udp_got("n1", "u1", "[20, 40]");
+}
+END_TEST
+
+START_TEST(udp_socket_module_and_connected)
+{
+    start(EPX_MODE_HOLD);
+    int p2 = udp_open("n2", "u2", "socket");
+    udp_open("n1", "s1", "socket");
+    udp_open("n1", "g1", "gen_udp");
+    ck_ev("n1", "ok", "epx_apptest:udp_connect(g1, %d).", p2);
+    udp_send_port("n1", "s1", p2, 1, 1);
+    udp_send("n1", "g1", "connected", 2, 2);
+    udp_arrives("n2", "u2", 1);
+    udp_arrives("n2", "u2", 2);
+    ck_assert_int_eq(epx_fixture_isolate(C, "n2"), 0);
+    udp_send_port("n1", "s1", p2, 100, 149);
+    udp_send("n1", "g1", "connected", 200, 249);
+    ck_assert_int_eq(epx_fixture_heal(C), 0);
+    udp_send_port("n1", "s1", p2, 1000, 1000);
+    udp_send("n1", "g1", "connected", 2000, 2000);
+    udp_arrives("n2", "u2", 1000);
+    udp_arrives("n2", "u2", 2000);
+    udp_got("n2", "u2", "[1, 2, 1000, 2000]");
+}
+END_TEST
+
+START_TEST(udp_not_between_members)
+{
+    start(EPX_MODE_HOLD);
+    int p2 = udp_open("n2", "u2", "gen_udp");
+    udp_open("n2", "v2", "gen_udp");
+    ck_assert_int_eq(epx_fixture_isolate(C, "n2"), 0);
+    /* a member to itself (another socket of its own) */
+    udp_send_port("n2", "v2", p2, 1, 1);
+    udp_arrives("n2", "u2", 1);
+    /* the test process is no member: its datagrams to n2 pass, and n2's
+     * to its port */
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    memset(&me, 0, sizeof me);
+    me.sin_family = AF_INET;
+    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&me, sizeof me), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&me, &ml), 0);
+    struct sockaddr_in a = me;
+    a.sin_port = htons((uint16_t)p2);
+    uint32_t seq = htonl(2);
+    ck_assert_int_eq(sendto(fd, &seq, 4, 0, (struct sockaddr *)&a, sizeof a), 4);
+    udp_arrives("n2", "u2", 2);
+    udp_send_port("n2", "u2", ntohs(me.sin_port), 3, 3);
+    struct timeval tv = { UDP_WAIT_MS / 1000, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    uint32_t got = 0;
+    ck_assert_int_eq(recv(fd, &got, 4, 0), 4);
+    ck_assert_uint_eq(ntohl(got), 3);
+    close(fd);
+    udp_got("n2", "u2", "[1, 2]");
+}
+END_TEST
+
+/* Run the C tool as member name: every sending call, seqs base..base+6, to
+ * port; its result line must say ok. */
+static void tool_udpsend(const char *name, int port, int base)
+{
+    char file[700], p[16], b[16];
+    snprintf(file, sizeof file, "%s/%s-%d.result", tmp, name, base);
+    snprintf(p, sizeof p, "%d", port);
+    snprintf(b, sizeof b, "%d", base);
+    const char *args[] = { "udpsend", p, b, file, NULL };
+    int pid = spawn_tool(name, args);
+    ck_assert_msg(pid > 0, "spawn: %s", epx_fixture_last_error());
+    ck_assert_msg(TU_WAIT_UNTIL(file_exists(file), WAIT_MS), "%s gave no result", name);
+    ck_assert_msg(TU_WAIT_UNTIL(exited(pid), WAIT_MS), "%s did not exit after its result", name);
+    epx_fixture_spawn_stop(C, pid);
+    FILE *f = fopen(file, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512] = "";
+    if (!fgets(line, sizeof line, f))
+        line[0] = 0;
+    fclose(f);
+    ck_assert_msg(!strncmp(line, "ok", 2), "%s udpsend %d: %s", name, base, line);
+}
+
+START_TEST(c_udp_every_send_call)
+{
+    start(EPX_MODE_HOLD);
+    int p2 = udp_open("n2", "u2", "gen_udp");
+    /* three runs of the tool, each a fresh process (cold cache), under
+     * three names (libepx does not reuse a member's name): one pattern
+     * cuts them all */
+    tool_udpsend("db-a", p2, 10);
+    udp_arrives("n2", "u2", 16);
+    char out[256];
+    ck_assert_int_eq(epx_fixture_control(C, "CUT db-* n2@localhost", out, sizeof out), 0);
+    ck_assert_msg(!strncmp(out, "OK", 2), "%s", out);
+    tool_udpsend("db-b", p2, 100);   /* every call says sent */
+    ck_assert_int_eq(epx_fixture_heal(C), 0);
+    tool_udpsend("db-c", p2, 1000);
+    udp_arrives("n2", "u2", 1006);
+    udp_got("n2", "u2", "lists:seq(10, 16) ++ lists:seq(1000, 1006)");
+}
+END_TEST
+
 Suite *preload_suite(void)
 {
     Suite *s = suite_create("preload");
@@ -640,9 +1029,19 @@ Suite *preload_suite(void)
     tcase_add_test(tc, parse_connect_args);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("udp_answer");
+    tcase_add_test(tc, udp_answer_parse);
+    tcase_add_test(tc, udp_cache_entries);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("daemon");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, registrations_end_with_their_connection);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("udp_daemon");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, udp_registrations_and_generation);
     suite_add_tcase(s, tc);
 
     const struct {
@@ -659,6 +1058,12 @@ Suite *preload_suite(void)
         { "no_preload_leaves_app_traffic_alone", no_preload_leaves_app_traffic_alone },
         { "c_nonblocking_client", c_nonblocking_client },
         { "cluster_exec_member_cut_from_node", cluster_exec_member_cut_from_node },
+        { "gen_udp_split_drops_hold", gen_udp_split_drops_hold },
+        { "gen_udp_split_drops_reset", gen_udp_split_drops_reset },
+        { "udp_one_way_and_first_send_bind", udp_one_way_and_first_send_bind },
+        { "udp_socket_module_and_connected", udp_socket_module_and_connected },
+        { "udp_not_between_members", udp_not_between_members },
+        { "c_udp_every_send_call", c_udp_every_send_call },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tc = tcase_create(cases[i].name);

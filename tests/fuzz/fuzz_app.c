@@ -7,7 +7,9 @@
  * verdict and every field must agree with a reference written here from
  * the grammar, an accepted text must parse again the same once printed
  * back, and app_is_loopback must agree with a byte-level reading of the
- * address. */
+ * address.  The same text, as a reply line, goes through the shim's
+ * APPUDPROUTE answer parser (fixture/preload_udp.h): whatever it accepts
+ * must be a well-formed answer that prints back to the same. */
 #include <arpa/inet.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +19,7 @@
 
 #include "app_parse.h"
 #include "fuzz_util.h"
+#include "preload_udp.h"
 
 #define REF_MAX_WORDS 8
 
@@ -231,6 +234,45 @@ static void check_loopback(const uint8_t *data, size_t size)
     FZ_CHECK(app_is_loopback((struct sockaddr *)&ss) == want, "app_is_loopback, family %d", fam);
 }
 
+/* pu_parse_answer on s[0..n) as a C string (it reads up to a NUL). */
+static void check_answer(const char *s, size_t n)
+{
+    char *line = malloc(n + 1);
+    if (!line)
+        abort();
+    memcpy(line, s, n);
+    line[n] = 0;
+    pu_answer a;
+    memset(&a, 0x5a, sizeof a);
+    int r = pu_parse_answer(line, &a);
+    FZ_CHECK(r == 0 || r == -1, "pu_parse_answer returned %d", r);
+    if (r == 0) {
+        FZ_CHECK(a.gen >= 1, "generation 0 taken");
+        FZ_CHECK(a.member == 0 || a.member == 1, "member %d", a.member);
+        FZ_CHECK(a.blocked == 0 || (a.member && a.blocked == 1), "blocked %d, member %d",
+                 a.blocked, a.member);
+        FZ_CHECK(memchr(a.genfile, 0, sizeof a.genfile), "genfile not terminated");
+        FZ_CHECK(!a.genfile[0] || (a.genfile[0] == '/' && !strchr(a.genfile, '\\') &&
+                                   !strchr(a.genfile, '"')),
+                 "genfile '%s'", a.genfile);
+        /* printed back as the daemon prints it, it reads the same */
+        char again[PU_PATH_MAX + 128];
+        int k = snprintf(again, sizeof again, "OK {\"gen\":%llu,\"member\":%s",
+                         (unsigned long long)a.gen, a.member ? "true" : "false");
+        if (a.member)
+            k += snprintf(again + k, sizeof again - (size_t)k, ",\"blocked\":%s",
+                          a.blocked ? "true" : "false");
+        if (a.genfile[0])
+            k += snprintf(again + k, sizeof again - (size_t)k, ",\"genfile\":\"%s\"", a.genfile);
+        snprintf(again + k, sizeof again - (size_t)k, "}");
+        pu_answer b;
+        FZ_CHECK(pu_parse_answer(again, &b) == 0 && b.gen == a.gen && b.member == a.member &&
+                     b.blocked == a.blocked && !strcmp(b.genfile, a.genfile),
+                 "printed back, read otherwise: %s", again);
+    }
+    free(line);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -241,5 +283,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_parse(s, size - 1, nports, errlen);
     check_parse(s, size - 1, 3 - nports, 128);
     check_loopback(data, size);
+    check_answer(s, size - 1);
     return 0;
 }

@@ -10,6 +10,15 @@
  *                                   "ok ..." or "fail <why>" to FILE
  *   epx_apptool refused PORT FILE   the same connect must fail with
  *                                   ECONNREFUSED (nobody listens there)
+ *   epx_apptool udpsend PORT BASE FILE
+ *                                   one <<Seq:32>> datagram to 127.0.0.1:PORT
+ *                                   by each way of sending: sendto BASE,
+ *                                   sendmsg BASE+1, sendmmsg BASE+2 and +3,
+ *                                   then connect() and send BASE+4, write
+ *                                   BASE+5, sendmmsg BASE+6; "ok" if every
+ *                                   call reported the whole datagram sent
+ *   epx_apptool udpbench PORT N     N sendto()s of 4 bytes to 127.0.0.1:PORT;
+ *                                   prints "ns_per_sendto=X" on stdout
  *
  * The result file is written whole under a temporary name and renamed, so
  * a reader never sees half of it.  Exit status 0 when it says "ok". */
@@ -19,10 +28,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -213,8 +224,95 @@ done:
     return strncmp(out, "ok", 2) ? 1 : 0;
 }
 
+/* One <<Seq:32>> datagram through each sending call (see the top). */
+static int udpsend(int port, unsigned base, const char *file)
+{
+    char out[512] = "ok";
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((unsigned short)port);
+    unsigned char d[8][4];
+    for (unsigned i = 0; i < 8; i++) {
+        uint32_t v = htonl(base + i);
+        memcpy(d[i], &v, 4);
+    }
+    long r[8];
+    memset(r, 0, sizeof r);
+    r[0] = sendto(fd, d[0], 4, 0, (struct sockaddr *)&a, sizeof a);
+    struct iovec iov[8];
+    for (int i = 0; i < 8; i++)
+        iov[i] = (struct iovec){ d[i], 4 };
+    struct msghdr m = { .msg_name = &a, .msg_namelen = sizeof a, .msg_iov = &iov[1],
+                        .msg_iovlen = 1 };
+    r[1] = sendmsg(fd, &m, 0);
+    struct mmsghdr mm[2];
+    memset(mm, 0, sizeof mm);
+    for (int i = 0; i < 2; i++) {
+        mm[i].msg_hdr = (struct msghdr){ .msg_name = &a, .msg_namelen = sizeof a,
+                                         .msg_iov = &iov[2 + i], .msg_iovlen = 1 };
+    }
+    int k = sendmmsg(fd, mm, 2, 0);
+    r[2] = k == 2 ? (long)mm[0].msg_len : -1;
+    r[3] = k == 2 ? (long)mm[1].msg_len : -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        snprintf(out, sizeof out, "fail connect: %s", strerror(errno));
+        goto done;
+    }
+    r[4] = send(fd, d[4], 4, 0);
+    r[5] = write(fd, d[5], 4);
+    memset(mm, 0, sizeof mm);
+    mm[0].msg_hdr = (struct msghdr){ .msg_iov = &iov[6], .msg_iovlen = 1 };
+    k = sendmmsg(fd, mm, 1, 0);
+    r[6] = k == 1 ? (long)mm[0].msg_len : -1;
+    for (int i = 0; i < 7; i++)
+        if (r[i] != 4) {
+            snprintf(out, sizeof out, "fail call %d returned %ld (%s)", i, r[i], strerror(errno));
+            break;
+        }
+done:
+    close(fd);
+    strcat(out, "\n");
+    put_file(file, out);
+    return strncmp(out, "ok", 2) ? 1 : 0;
+}
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The cost of a sendto() to loopback, warm (after the first). */
+static int udpbench(int port, long n)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((unsigned short)port);
+    if (fd < 0 || sendto(fd, "warm", 4, 0, (struct sockaddr *)&a, sizeof a) != 4)
+        return 1;
+    long long t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        if (sendto(fd, "benc", 4, 0, (struct sockaddr *)&a, sizeof a) != 4)
+            return 1;
+    long long t1 = now_ns();
+    printf("ns_per_sendto=%.1f\n", (double)(t1 - t0) / (double)n);
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[1], "udpsend"))
+        return udpsend(atoi(argv[2]), (unsigned)atoi(argv[3]), argv[4]);
+    if (argc == 4 && !strcmp(argv[1], "udpbench"))
+        return udpbench(atoi(argv[2]), atol(argv[3]));
     if (argc == 3 && !strcmp(argv[1], "serve"))
         return serve(argv[2], 0);
     if (argc == 3 && !strcmp(argv[1], "serve6"))
@@ -223,6 +321,7 @@ int main(int argc, char **argv)
         return client(atoi(argv[2]), argv[3], 0);
     if (argc == 4 && !strcmp(argv[1], "refused"))
         return client(atoi(argv[2]), argv[3], 1);
-    fprintf(stderr, "usage: epx_apptool serve|serve6 FILE | nbclient|refused PORT FILE\n");
+    fprintf(stderr, "usage: epx_apptool serve|serve6 FILE | nbclient|refused PORT FILE |\n"
+                    "       udpsend PORT BASE FILE | udpbench PORT N\n");
     return 2;
 }
