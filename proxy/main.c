@@ -84,7 +84,7 @@ static const char usage_text[] =
     "  QUIT                           reply OK, then close the connection\n"
     "Used by the LD_PRELOAD shim (libepx_preload.so), see epmdpxy(1):\n"
     "  APPLISTEN NODE PORT            NODE listens on PORT (this connection's life)\n"
-    "  APPUNLISTEN PORT               it no longer does\n"
+    "  APPUNLISTEN NODE PORT          it no longer does\n"
     "  APPROUTE NODE PORT             does another member listen there? (JSON)\n"
     "  APPCONNECT NODE PORT SRC ADDR  the next connection from port SRC is NODE's\n"
     "  APPS                           the members' listeners and UDP ports (JSON)\n"
