@@ -4,6 +4,7 @@
 #define EPX_H
 
 #include "events.h"
+#include "faults.h"
 #include "loop.h"
 #include "registry.h"
 #include "rules.h"
@@ -34,12 +35,15 @@ struct epmd_srv;
 struct proxy;
 struct control;
 struct app;
+struct chaos;
 
 typedef struct epx {
     epx_config cfg;
     loop *loop;
     registry reg;
     rules rules;                       /* blocked (from, to) pairs */
+    faults faults;                     /* link faults (DELAY, RATE...) by (from, to) */
+    struct chaos *chaos;               /* timed faults, flaps, the nemesis (chaos.h) */
     enum epx_mode mode;
     events ev;
     struct epmd_srv *epmd;

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "chaos.h"
 #include "control.h"
 #include "epmd_cli.h"
 #include "epmd_srv.h"
@@ -346,8 +347,10 @@ int main(int argc, char **argv)
     x.control = control_new(&x);
     x.started_ms = loop_now_ms();
     rules_init(&x.rules);
+    faults_init(&x.faults);
+    x.chaos = chaos_new(&x);
     events_init(&x.ev, x.started_ms);
-    if (!x.loop || !x.epmd || !x.proxy || !x.control) {
+    if (!x.loop || !x.epmd || !x.proxy || !x.control || !x.chaos) {
         fprintf(stderr, "epmdpxy: out of memory\n");
         x.exit_code = 1;
         goto out;
@@ -442,11 +445,13 @@ int main(int argc, char **argv)
     }
 
 out:
+    chaos_free(x.chaos);
     control_free(x.control);
     proxy_free(x.proxy);
     epmd_srv_free(x.epmd);
     registry_free(&x.reg);
     rules_free(&x.rules);
+    faults_free(&x.faults);
     events_free(&x.ev);
     if (x.loop)
         loop_del(x.loop, sigpipe_fd[0]);
