@@ -22,9 +22,10 @@ ALL_CFLAGS   := $(WARN) $(CFLAGS)
 B         := build
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+CURL_LIBS    := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
 PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
-PROXY_OBJS := $(PROXY_SRCS:%.c=$(B)/%.o)
+PROXY_OBJS := $(PROXY_SRCS:%.c=$(B)/%.o) $(B)/gen/dashboard_html.o
 # libepx: the fixture library, plus the daemon's pure modules it shares
 # (name matching).  PIC objects; only epx_fixture_* is exported from the .so.
 LIB_SRCS   := $(filter-out fixture/preload.c,$(wildcard fixture/*.c)) proxy/rules.c proxy/sbuf.c proxy/epmd_codec.c
@@ -73,12 +74,25 @@ $(B)/libepx.a: $(LIB_OBJS)
 $(B)/libepx.so: $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
 
-# The LD_PRELOAD shim (doc/preload.md): on its own, libc and libdl only.
+# The LD_PRELOAD shim (README: the LD_PRELOAD shim): on its own, libc and libdl only.
 $(B)/libepx_preload.so: $(B)/pic/fixture/preload.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -o $@ $^ -ldl -lpthread
 
 $(B)/epx-cluster: $(CLI_OBJS) $(B)/libepx.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(B)/libepx.a $(LDLIBS)
+
+# The dashboard page (GET / on the control port) compiled in as bytes, with
+# od rather than xxd: coreutils is everywhere.
+$(B)/gen/dashboard_html.c: proxy/dashboard.html
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from proxy/dashboard.html by the Makefile */'; \
+	  echo '#include <stddef.h>'; \
+	  echo 'const unsigned char dashboard_html[] = {'; \
+	  od -An -v -tx1 $< | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '0 };'; \
+	  echo 'const size_t dashboard_html_len = sizeof dashboard_html - 1;'; } > $@.tmp && mv $@.tmp $@
+$(B)/gen/dashboard_html.o: $(B)/gen/dashboard_html.c
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/libproxy.a: $(PROXY_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -106,7 +120,7 @@ $(B)/tests/tools/epx_apptest.beam: tests/erl/epx_apptest.erl
 	erlc -Werror -o $(dir $@) $<
 
 $(B)/check_epmdpxy: $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a | $(TEST_TOOLS)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(CLI_UNIT_OBJS) $(B)/libepx.a $(B)/libproxy.a $(CHECK_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 # The README's first command: a live five-node cluster from the build tree.
 demo: deps
@@ -167,5 +181,6 @@ include mk/bench.mk
 include mk/quality.mk
 include mk/soak.mk
 include mk/erlang.mk
+include mk/netsplit.mk
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

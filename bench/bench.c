@@ -15,8 +15,9 @@
  *   links      32 nodes fully meshed through one daemon: its RSS, its CPU
  *              while only ticks flow, the time to the mesh
  *   start      epx_fixture_start_cluster of 5 and of 16 nodes, to meshed
- *   raw        raw TCP without the BEAM: direct, epmdpxy, socat, haproxy and
- *              minimal relays side by side (bench/rawtcp.c)
+ *   raw        raw TCP without the BEAM: direct, epmdpxy, the shim's app link,
+ *              socat, haproxy and minimal relays side by side, and what the
+ *              shim adds to a connect() (bench/rawtcp.c)
  *
  * It reports; it never fails because the machine is slow.  Exit 0 unless
  * it could not run at all: 2 for a bad command line or a missing beam, 1
@@ -65,6 +66,7 @@ static struct {
     int links_tick;
     int raw_rtt;
     int raw_mib;
+    int raw_connects;
     const char *erl_args[48];
     char erl_args_buf[1024];
     const char *log_dir;
@@ -803,6 +805,7 @@ static void sec_raw(void)
     const char *px = getenv("EPX_EPMDPXY");
     raw_config rc = { .runs = cfg.runs, .rtt_count = cfg.raw_rtt, .bulk_mib = cfg.raw_mib,
                       .epmdpxy = px && *px ? px : "build/epmdpxy", .log_dir = cfg.log_dir,
+                      .preload = epx_fixture_preload_path(), .connects = cfg.raw_connects,
                       .say = say };
     raw_section(&rc, &raw);
 }
@@ -903,7 +906,7 @@ static int build_rows(bu_row *rows)
         ROW(s_start, "16 nodes, s", NULL, &start16, NULL, 2, BU_GOAL_NONE, 0, NULL);
     }
     if (wanted("raw")) {
-        static char s_raw[3][160], nm[RAW_NPATHS][4][96];
+        static char s_raw[4][160], nm[RAW_NPATHS][4][96];
         int half = cfg.raw_mib / 2 > 0 ? cfg.raw_mib / 2 : 1;
         snprintf(s_raw[0], sizeof s_raw[0],
                  "Raw TCP round trip: %d x 64 bytes, us (ratio: path / direct)", cfg.raw_rtt);
@@ -942,6 +945,13 @@ static int build_rows(bu_row *rows)
                      raw_path_name(p));
             ROW(s_raw[2], nm[p][3], NULL, &raw.cpu[p], NULL, 2, BU_GOAL_NONE, 0, NULL);
         }
+        if (!raw.skipped[RAW_APP]) {
+            snprintf(s_raw[3], sizeof s_raw[3],
+                     "connect() to a port no member listens on: %d each, us "
+                     "(direct: without the shim; ratio: shim / without)", cfg.raw_connects);
+            ROW(s_raw[3], "under the shim (one daemon round trip)", &raw.connect_us[0],
+                &raw.connect_us[1], &raw.connect_r, 1, BU_GOAL_NONE, 0, NULL);
+        }
     }
 #undef ROW
     return n;
@@ -955,6 +965,9 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    int helper = raw_helper_main(argc, argv);   /* the raw section's helpers */
+    if (helper >= 0)
+        return helper;
     setvbuf(stdout, NULL, _IOLBF, 0);
     bu_install_signals();
     cfg.runs = env_int("BENCH_RUNS", 5, 1, MAX_RUNS);
@@ -964,6 +977,7 @@ int main(int argc, char **argv)
     cfg.links_tick = env_int("BENCH_LINKS_TICKTIME", 2, 1, 3600);
     cfg.raw_rtt = env_int("BENCH_RAW_RTT", 20000, 1, 10000000);
     cfg.raw_mib = env_int("BENCH_RAW_MIB", 1024, 1, 1 << 20);
+    cfg.raw_connects = env_int("BENCH_RAW_CONNECTS", 2000, 1, 100000);
     cfg.only = getenv("BENCH_ONLY");
     cfg.beam_dir = getenv("EPX_BENCH_BEAM_DIR");
     for (int i = 1; i < argc; i++) {

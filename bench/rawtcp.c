@@ -19,9 +19,12 @@
 #define IO_CHUNK   (1024 * 1024)
 #define SINK_NAME  "rawsink"
 #define READY_MS   10000
+#define HELPER_MS  600000   /* one helper run (1 GiB on a slow machine included) */
+#define APP_SINK   "rawappsink"
+#define APP_CLIENT "rawappclient"
 
 static const char *path_names[RAW_NPATHS] = {
-    "direct", "epmdpxy", "socat", "haproxy", "min relay 64 KiB", "min relay 1 MiB",
+    "direct", "epmdpxy", "app link", "socat", "haproxy", "min relay 64 KiB", "min relay 1 MiB",
     "min splice 1 MiB",
 };
 
@@ -241,6 +244,20 @@ static void sink_main(int lfd)
 static void sink_entry(void *p)
 {
     sink_main(*(int *)p);
+}
+
+/* The target of the connect() cost: accept and close at once, so that the
+ * accept queue never fills (a full one drops SYNs: a 1 s retransmit). */
+static void drain_entry(void *p)
+{
+    int lfd = *(int *)p;
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd >= 0)
+            close(fd);
+        else if (errno != EINTR && errno != ECONNABORTED)
+            _exit(1);
+    }
 }
 
 /* ---- the minimal relays ---------------------------------------------- */
@@ -497,6 +514,7 @@ static int in_path(const char *prog)
 typedef struct daemon_h {
     pid_t pid;
     int epmd_port;
+    int control_port;
     int alive_fd;     /* the ALIVE2 connection that keeps the sink registered */
     int proxy_port;
 } daemon_h;
@@ -524,7 +542,7 @@ static int daemon_up(daemon_h *d, const raw_config *cfg, int sink_port)
     }
     line[n] = 0;
     close(out);
-    if (sscanf(line, "READY epmd=%d", &d->epmd_port) != 1)
+    if (sscanf(line, "READY epmd=%d control=%d", &d->epmd_port, &d->control_port) != 2)
         return -1;
     /* ALIVE2_REQ: 'x' PortNo NodeType Protocol HighestVersion LowestVersion Nlen Name Elen */
     uint8_t req[64];
@@ -690,12 +708,9 @@ static int open_op(int port, char op, uint64_t arg)
     return fd;
 }
 
-/* us per round trip, -1 on failure. */
-static double measure_rtt(int port, int count)
+/* us per round trip on fd (an open 'P' connection, closed here), -1. */
+static double measure_rtt_fd(int fd, int count)
 {
-    int fd = open_op(port, 'P', 0);
-    if (fd < 0)
-        return -1;
     uint8_t m[RTT_MSG];
     memset(m, 7, sizeof m);
     double r = -1;
@@ -710,6 +725,13 @@ static double measure_rtt(int port, int count)
 out:
     close(fd);
     return r;
+}
+
+/* us per round trip, -1 on failure. */
+static double measure_rtt(int port, int count)
+{
+    int fd = open_op(port, 'P', 0);
+    return fd < 0 ? -1 : measure_rtt_fd(fd, count);
 }
 
 /* MiB/s one way, -1 on failure (also when the sink counted otherwise). */
@@ -747,14 +769,237 @@ static double measure_duplex(int port, int mib, uint8_t *buf)
     return r;
 }
 
+/* ---- the app link path and the connect() cost: helper processes -------- */
+
+/* Does the daemon on ctl_port list a live app link to port?  1, 0, -1. */
+static int has_app_link(int ctl_port, int port)
+{
+    static char buf[1 << 16];
+    int fd = connect_loopback(ctl_port);
+    if (fd < 0)
+        return -1;
+    size_t n = 0;
+    if (write_all(fd, "LINKS\n", 6) == 0) {
+        while (n < sizeof buf - 1) {
+            ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
+            if (k <= 0)
+                break;
+            n += (size_t)k;
+            if (memchr(buf + n - k, '\n', (size_t)k))
+                break;
+        }
+    }
+    close(fd);
+    buf[n] = 0;
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"kind\":\"app\",\"port\":%d,", port);
+    return n ? strstr(buf, pat) != NULL : -1;
+}
+
+/* us per connect() to port (count of them, after 20 untimed), each socket
+ * closed with an RST so that no TIME_WAIT piles up; -1. */
+static double measure_connects(int port, int count)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct linger lg = { 1, 0 };
+    long long total = 0;
+    for (int i = -20; i < count; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        long long t0 = bu_mono_us();
+        int r = connect(fd, (struct sockaddr *)&a, sizeof a);
+        long long t1 = bu_mono_us();
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(fd);
+        if (r < 0)
+            return -1;
+        if (i >= 0)
+            total += t1 - t0;
+    }
+    return (double)total / count;
+}
+
+/* epx-bench --raw-helper sink                  a sink on a fresh port, printed
+ * epx-bench --raw-helper client OP PORT ARG [CTL]
+ *     OP P (ARG round trips), B or D (ARG MiB); with CTL, first check that
+ *     the daemon there relays the connection as an app link
+ * epx-bench --raw-helper connect PORT COUNT    us per connect()
+ * Each prints its one figure on stdout. */
+int raw_helper_main(int argc, char **argv)
+{
+    if (argc < 3 || strcmp(argv[1], "--raw-helper") != 0)
+        return -1;
+    if (!strcmp(argv[2], "sink")) {
+        int port, lfd = listen_loopback(&port);   /* under the shim: APPLISTEN */
+        if (lfd < 0)
+            return 1;
+        printf("%d\n", port);
+        fflush(stdout);
+        sink_main(lfd);
+        return 1;
+    }
+    if (!strcmp(argv[2], "connect") && argc == 5) {
+        double v = measure_connects(atoi(argv[3]), atoi(argv[4]));
+        printf("%.3f\n", v);
+        return v > 0 ? 0 : 1;
+    }
+    if (!strcmp(argv[2], "client") && (argc == 6 || argc == 7)) {
+        int port = atoi(argv[4]), arg = atoi(argv[5]);
+        uint8_t *buf = malloc(IO_CHUNK);
+        if (!buf)
+            return 1;
+        memset(buf, 0xa5, IO_CHUNK);
+        make_hello();
+        double v = -1;
+        if (argv[3][0] == 'P') {
+            int fd = open_op(port, 'P', 0);
+            if (fd >= 0 && argc == 7 && has_app_link(atoi(argv[6]), port) != 1) {
+                fprintf(stderr, "epx-bench: the connection to port %d is not an app link\n",
+                        port);
+                return 3;
+            }
+            if (fd >= 0)
+                v = measure_rtt_fd(fd, arg);
+        } else if (argv[3][0] == 'B') {
+            v = measure_bulk(port, arg, buf);
+        } else if (argv[3][0] == 'D') {
+            v = measure_duplex(port, arg, buf);
+        }
+        printf("%.3f\n", v);
+        free(buf);
+        return v > 0 ? 0 : 1;
+    }
+    fprintf(stderr, "epx-bench: bad --raw-helper arguments\n");
+    return 2;
+}
+
+/* Start this program again as a helper (args after "--raw-helper"), under
+ * the shim as member `node` unless node is NULL.  Its pid, its stdout on
+ * *out; -1. */
+static pid_t helper_start(const raw_config *cfg, const daemon_h *dh, const char *node,
+                          const char *const args[], int *out)
+{
+    char self[1024], ctl[64];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = 0;
+    snprintf(ctl, sizeof ctl, "127.0.0.1:%d", dh->control_port);
+    char *argv[12];
+    int k = 0;
+    argv[k++] = "epx-bench";
+    argv[k++] = "--raw-helper";
+    for (int i = 0; args[i] && k < 11; i++)
+        argv[k++] = (char *)args[i];
+    argv[k] = NULL;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -1;
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        setpgid(0, 0);
+        dup2(pfd[1], 1);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        if (node) {
+            setenv("LD_PRELOAD", cfg->preload, 1);
+            setenv("EPX_NODE", node, 1);
+            setenv("EPX_CONTROL", ctl, 1);
+        } else {
+            unsetenv("EPX_NODE");
+            unsetenv("EPX_CONTROL");
+        }
+        execv(self, argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    if (pid < 0) {
+        close(pfd[0]);
+        return -1;
+    }
+    bu_track(pid);
+    *out = pfd[0];
+    return pid;
+}
+
+/* Read one line from fd within ms; 0, or -1. */
+static int read_line(int fd, char *line, size_t cap, int ms)
+{
+    size_t n = 0;
+    long long end = bu_mono_us() + ms * 1000LL;
+    while (n < cap - 1) {
+        int left = (int)((end - bu_mono_us()) / 1000);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (left <= 0 || poll(&p, 1, left) != 1)
+            return -1;
+        ssize_t k = read(fd, line + n, 1);
+        if (k <= 0)
+            return -1;
+        if (line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = 0;
+    return 0;
+}
+
+/* Run a helper to its end; its figure, or -1. */
+static double helper_run(const raw_config *cfg, const daemon_h *dh, const char *node,
+                         const char *const args[])
+{
+    int out;
+    pid_t pid = helper_start(cfg, dh, node, args, &out);
+    if (pid < 0)
+        return -1;
+    char line[64];
+    double v = -1;
+    if (read_line(out, line, sizeof line, HELPER_MS) == 0)
+        v = atof(line);
+    close(out);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    bu_untrack(pid);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? v : -1;
+}
+
 typedef struct run_out {
     double rtt, bulk, duplex, cpu;
 } run_out;
 
+/* The app link path: the client under the shim, to the app sink's port. */
+static void measure_app(const raw_config *cfg, const daemon_h *dh, int app_port, run_out *o)
+{
+    char port[16], count[16], mib[16], half[16], ctl[16];
+    snprintf(port, sizeof port, "%d", app_port);
+    snprintf(count, sizeof count, "%d", cfg->rtt_count);
+    snprintf(mib, sizeof mib, "%d", cfg->bulk_mib);
+    snprintf(half, sizeof half, "%d", cfg->bulk_mib / 2 > 0 ? cfg->bulk_mib / 2 : 1);
+    snprintf(ctl, sizeof ctl, "%d", dh->control_port);
+    const char *rtt[] = { "client", "P", port, count, ctl, NULL };
+    const char *bulk[] = { "client", "B", port, mib, NULL };
+    const char *duplex[] = { "client", "D", port, half, NULL };
+    o->rtt = helper_run(cfg, dh, APP_CLIENT, rtt);
+    double c0 = proc_cpu_all_s(dh->pid);
+    o->bulk = helper_run(cfg, dh, APP_CLIENT, bulk);
+    double c1 = proc_cpu_all_s(dh->pid);
+    if (c0 >= 0 && c1 >= 0 && o->bulk > 0)
+        o->cpu = (c1 - c0) / (cfg->bulk_mib / 1024.0);
+    o->duplex = helper_run(cfg, dh, APP_CLIENT, duplex);
+}
+
 static void measure_path(int path, const raw_config *cfg, int sink_port, const daemon_h *dh,
-                         uint8_t *buf, run_out *o)
+                         uint8_t *buf, run_out *o, int app_port)
 {
     o->rtt = o->bulk = o->duplex = o->cpu = -1;
+    if (path == RAW_APP) {
+        measure_app(cfg, dh, app_port, o);
+        return;
+    }
     raw_relay h;
     if (path_up(path, &h, cfg, sink_port, dh) < 0) {
         cfg->say("  %s: cannot set up the relay\n", raw_path_name(path));
@@ -809,13 +1054,58 @@ void raw_section(const raw_config *cfg, raw_figures *f)
     daemon_h dh;
     if (daemon_up(&dh, cfg, sink_port) < 0)
         cfg->say("  epmdpxy could not be started or the sink not registered\n");
+    /* the connect() cost's target: not a member, a deep accept queue */
+    int drain_port = 0;
+    pid_t drain = -1;
+    int dfd = listen_loopback(&drain_port);
+    if (dfd >= 0) {
+        listen(dfd, 4096);
+        drain = spawn_fn(drain_entry, &dfd);
+        close(dfd);
+    }
+    /* the app link path: a second sink, under the shim, a member */
+    pid_t app_sink = -1;
+    int app_port = 0, out = -1;
+    char line[32];
+    if (!cfg->preload || dh.control_port <= 0) {
+        f->skipped[RAW_APP] = 1;
+        cfg->say("  app link: no shim (libepx_preload.so) or no daemon: skipped\n");
+    } else {
+        const char *args[] = { "sink", NULL };
+        app_sink = helper_start(cfg, &dh, APP_SINK, args, &out);
+        if (app_sink > 0 && read_line(out, line, sizeof line, READY_MS) == 0)
+            app_port = atoi(line);
+        if (out >= 0)
+            close(out);
+        if (app_port <= 0) {
+            f->skipped[RAW_APP] = 1;
+            cfg->say("  app link: the sink under the shim did not start: skipped\n");
+        }
+    }
     for (int r = 0; r < cfg->runs && sink > 0; r++) {
         run_out o[RAW_NPATHS];
         for (int k = 0; k < RAW_NPATHS; k++) {
             int p = (k + r) % RAW_NPATHS;   /* a different path goes first each run */
             if (f->skipped[p])
                 continue;
-            measure_path(p, cfg, sink_port, &dh, buf, &o[p]);
+            measure_path(p, cfg, sink_port, &dh, buf, &o[p], app_port);
+        }
+        /* connect() to a port no member listens on (the drain's),
+         * without and with the shim, in turns */
+        double cu[2] = { -1, -1 };
+        if (!f->skipped[RAW_APP] && drain > 0) {
+            char port[16], count[16];
+            snprintf(port, sizeof port, "%d", drain_port);
+            snprintf(count, sizeof count, "%d", cfg->connects);
+            const char *args[] = { "connect", port, count, NULL };
+            for (int k = 0; k < 2; k++) {
+                int side = (k + r) % 2;
+                cu[side] = helper_run(cfg, &dh, side ? APP_CLIENT : NULL, args);
+            }
+            add_or_fail(&f->connect_us[0], cu[0]);
+            add_or_fail(&f->connect_us[1], cu[1]);
+            if (cu[0] > 0 && cu[1] > 0)
+                bu_add(&f->connect_r, cu[1] / cu[0]);
         }
         for (int p = 0; p < RAW_NPATHS; p++) {
             if (f->skipped[p])
@@ -843,8 +1133,12 @@ void raw_section(const raw_config *cfg, raw_figures *f)
             if (!f->skipped[p])
                 cfg->say(" %s %.1f us %.0f/%.0f MiB/s;", raw_path_name(p), o[p].rtt, o[p].bulk,
                          o[p].duplex);
+        if (!f->skipped[RAW_APP])
+            cfg->say(" connect() %.1f us, under the shim %.1f us;", cu[0], cu[1]);
         cfg->say("\n");
     }
+    stop_child(app_sink);
+    stop_child(drain);
     daemon_down(&dh, cfg);
     stop_child(sink);
     free(buf);

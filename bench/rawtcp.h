@@ -6,7 +6,13 @@
  * and haproxy (Debian packages; a missing one is skipped with a note), and
  * through three minimal relays built into the bench (epoll read/write with
  * 64 KiB and with 1 MiB chunks, and splice through a pipe): the floor of a
- * user-space relay on this machine.  bench/README.md says what each figure
+ * user-space relay on this machine.  The "app link" path is what the
+ * LD_PRELOAD shim makes of a connection between two cluster members: a
+ * second sink and the client both run under the shim (this program
+ * re-executed, raw_helper_main), and the client's connect() to the sink's
+ * own port is redirected through the daemon's app relay.  Last, the cost of
+ * a connect() to a port no member listens on, with and without the shim
+ * (one round trip to the daemon).  bench/README.md says what each figure
  * is. */
 #ifndef RAWTCP_H
 #define RAWTCP_H
@@ -18,6 +24,7 @@
 enum {
     RAW_DIRECT,
     RAW_EPMDPXY,
+    RAW_APP,
     RAW_SOCAT,
     RAW_HAPROXY,
     RAW_MIN64K,
@@ -34,6 +41,8 @@ typedef struct raw_figures {
     bu_series rtt_r[RAW_NPATHS], bulk_r[RAW_NPATHS], duplex_r[RAW_NPATHS];   /* / direct */
     bu_series vs_floor;              /* epmdpxy bulk / best minimal relay's, same run */
     int skipped[RAW_NPATHS];         /* the tool is not installed */
+    bu_series connect_us[2];         /* us per connect() to a non-member: plain, shim */
+    bu_series connect_r;             /* shim / plain */
 } raw_figures;
 
 typedef struct raw_config {
@@ -41,6 +50,8 @@ typedef struct raw_config {
     int rtt_count;        /* round trips per run (BENCH_RAW_RTT, 20000) */
     int bulk_mib;         /* MiB per bulk run (BENCH_RAW_MIB, 1024) */
     const char *epmdpxy;  /* the daemon binary */
+    const char *preload;  /* the shim (libepx_preload.so); NULL: no app link path */
+    int connects;         /* connect()s per run and side (BENCH_RAW_CONNECTS, 2000) */
     const char *log_dir;
     void (*say)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 } raw_config;
@@ -64,6 +75,11 @@ int raw_relay_start(int path, int target_port, const char *log_dir, raw_relay *r
 void raw_relay_stop(raw_relay *r);
 /* Its CPU time so far (children included), seconds; -1. */
 double raw_relay_cpu_s(const raw_relay *r);
+
+/* The helper processes of the app link path and of the connect() cost are
+ * this program run again with argv[1] "--raw-helper".  Their exit code if
+ * argv asks for one, else -1 (then main goes on). */
+int raw_helper_main(int argc, char **argv);
 
 /* The short name of a path ("socat", "min 1 MiB", ...). */
 const char *raw_path_name(int path);

@@ -6,10 +6,11 @@ set -eu
 # clang + libclang-rt: libFuzzer and the sanitizers; valgrind: memcheck of the daemon
 # erlang-common-test .. erlang-edoc: the Erlang client's tests (ct_run, EUnit,
 # the Mnesia suite) and its reference; rebar3, elixir, git: the Erlang and
-# Elixir examples
+# Elixir examples; iptables, iproute2: make netsplit's real partition;
+# chromium: the dashboard test (http suite) runs the page headless
 PKGS="erlang-base erlang-dev check libcurl4-openssl-dev libjsmn-dev pkg-config gcc make clang libclang-rt-14-dev valgrind
       erlang-common-test erlang-eunit erlang-mnesia erlang-tools erlang-edoc erlang-syntax-tools
-      rebar3 elixir git"
+      rebar3 elixir git iptables iproute2 chromium"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -23,5 +23,5 @@ $(B)/epx-bench: $(BENCH_OBJS) $(B)/libepx.a
 bench: deps
 	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory all $(B)/epx-bench $(BENCH_BEAMS)
 	BENCH_RUNS=$(BENCH_RUNS) EPX_EPMDPXY=$(abspath $(B)/epmdpxy) \
-	  EPX_AGENT_DIR=$(abspath $(B)/agent) \
+	  EPX_AGENT_DIR=$(abspath $(B)/agent) EPX_PRELOAD=$(abspath $(B)/libepx_preload.so) \
 	  $(B)/epx-bench --beam-dir $(abspath $(B)/bench) --out $(B)/bench.txt

@@ -26,7 +26,8 @@ ERLC_FLAGS   := -Werror +debug_info +warn_export_vars +warn_unused_import
 ERL_LIBDIR   ?= $(PREFIX)/lib/erlang/lib
 ERL_INSTDIR  := $(ERL_LIBDIR)/epmdpxy-$(ERL_VSN)
 # what the tests need to find the daemon and the application
-ERL_TEST_ENV := EPMDPXY=$(abspath $(B)/epmdpxy) ERL_LIBS=$(abspath $(B)/erlang/lib)
+ERL_TEST_ENV := EPMDPXY=$(abspath $(B)/epmdpxy) ERL_LIBS=$(abspath $(B)/erlang/lib) \
+                EPX_PRELOAD=$(abspath $(B)/libepx_preload.so)
 
 .PHONY: erlang erlang-check erlang-eunit erlang-ct erlang-doc erlang-install erlang-uninstall
 all: erlang
@@ -40,15 +41,16 @@ $(ERL_APP)/ebin/%.beam: $(ERL_SRC)/src/%.erl
 	@mkdir -p $(dir $@)
 	erlc $(ERLC_FLAGS) -o $(dir $@) $<
 
-# The .app: the module list filled in, and the bindir the daemon is
-# installed in (one of the places epmdpxy_daemon:find_executable/0 looks).
+# The .app: the module list filled in, the bindir the daemon is installed
+# in (one of the places epmdpxy_daemon:find_executable/0 looks) and the
+# directory of the shim (epmdpxy_cluster:find_preload/0).
 # The version must be the project's.
 $(ERL_APP)/ebin/epmdpxy.app: $(ERL_SRC)/src/epmdpxy.app.src $(wildcard $(ERL_SRC)/src/*.erl) $(B)/paths.stamp
 	@if [ "$(ERL_VSN)" != "$(VERSION)" ]; then \
 	  echo "$<: vsn $(ERL_VSN) is not the project's VERSION $(VERSION)" >&2; exit 1; fi
 	@mkdir -p $(dir $@)
 	sed -e 's|{modules, \[\]}|{modules, [$(subst $(ERL_SPACE),$(ERL_COMMA),$(ERL_MODS))]}|' \
-	    -e 's|{env, \[\]}|{env, [{bindir, "$(BINDIR)"}]}|' $< > $@.tmp
+	    -e 's|{env, \[\]}|{env, [{bindir, "$(BINDIR)"}, {preloaddir, "$(PRELOADDIR)"}]}|' $< > $@.tmp
 	erl -noshell -eval 'case file:consult("$@.tmp") of {ok, [_]} -> halt(0); E -> io:format("~p~n", [E]), halt(1) end.'
 	mv $@.tmp $@
 
@@ -74,7 +76,7 @@ ERL_CT_RUN := R = ct:run_test([{dir, "$(ERL_TEST_DIR)"}, {suite, [$(subst $(ERL_
   io:format("~p~n", [R]), \
   halt(case R of {_, 0, {_, 0}} -> 0; _ -> 1 end).
 erlang-ct: deps
-	@$(MAKE) --no-print-directory $(B)/epmdpxy erlang $(ERL_TEST_BEAMS)
+	@$(MAKE) --no-print-directory $(B)/epmdpxy $(B)/libepx_preload.so erlang $(ERL_TEST_BEAMS)
 	@mkdir -p $(B)/erlang/ct_logs
 	$(ERL_TEST_ENV) erl -noshell -pa $(abspath $(ERL_TEST_DIR)) -eval '$(ERL_CT_RUN)'
 

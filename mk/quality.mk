@@ -5,8 +5,10 @@
 #
 #   make fuzz         every tests/fuzz/fuzz_*.c for FUZZ_SECONDS (60) each
 #   make fuzz-short   the same for 15 s each (CI)
-#   make sanitize     daemon, libepx and the check runner with ASan+UBSan in
-#                     $(B)/san; the whole suite against the sanitized daemon
+#   make sanitize     daemon, libepx, the shim and the check runner with
+#                     ASan+UBSan in $(B)/san; the whole suite against the
+#                     sanitized daemon, the preload suite's C members
+#                     (epx_apptool, ASan-linked) under the sanitized shim
 #   make valgrind     the suites that start a daemon, with the daemon under
 #                     valgrind memcheck
 #
@@ -58,6 +60,10 @@ fuzz-short:
 	@$(QUALITY_MAKE) fuzz FUZZ_SECONDS=15
 
 # ---- ASan + UBSan build of everything, whole suite -----------------------
+# The nodes (erl, no ASan runtime) run under the plain shim, $(B)'s; the
+# sanitized one, $(SAN_B)'s (instrumented, the runtime left to the
+# executable), goes only into the ASan-linked C members of the preload
+# suite ($$EPX_SAN_PRELOAD, tests/check_preload.c spawn_tool).
 # A second build of the daemon, libepx and the runner with the sanitizers,
 # made by this Makefile with B=$(B)/san.  Every report (from the runner, its
 # forked test processes or any daemon it starts, including LeakSanitizer at
@@ -96,6 +102,7 @@ sanitize: deps
 	@rc=0; $(SAN_ENV) EPX_EPMDPXY=$(abspath $(SAN_B)/epmdpxy) \
 	  EPX_AGENT_DIR=$(abspath $(B)/agent) EPX_CLUSTER=$(abspath $(SAN_B)/epx-cluster) \
 	  EPX_PRELOAD=$(abspath $(B)/libepx_preload.so) \
+	  EPX_SAN_PRELOAD=$(abspath $(SAN_B)/libepx_preload.so) \
 	  $(SAN_B)/check_epmdpxy || rc=$$?; \
 	  sh tests/tools/san-reports.sh $(SAN_REPORTS) || rc=1; \
 	  exit $$rc

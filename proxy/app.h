@@ -1,5 +1,5 @@
 /* App links: TCP between cluster members that run under the LD_PRELOAD shim
- * (fixture/preload.c, doc/preload.md).  This module keeps who listens on
+ * (fixture/preload.c, README.md, "The LD_PRELOAD shim").  This module keeps who listens on
  * which port (registered by the shim over its control connection), the
  * connections announced but not yet arrived, and the app relay listener
  * they arrive on; proxy.c relays them as links of kind "app".

@@ -13,6 +13,8 @@
 #include "chaos.h"
 #include "ctl_parse.h"
 #include "faults.h"
+#include "http.h"
+#include "http_api.h"
 #include "nemesis.h"
 #include "log.h"
 #include "proxy.h"
@@ -30,6 +32,7 @@ typedef struct cconn {
     int closing;        /* close once out is flushed */
     int eof;
     unsigned long id;   /* owner of what the shim registers on it */
+    int lines;          /* lines run so far: the first may turn it into HTTP */
 } cconn;
 
 struct control {
@@ -39,6 +42,7 @@ struct control {
     int port;
     cconn *conns;
     unsigned long next_id;
+    http_api *http;     /* connections that spoke HTTP; made on the first */
 };
 
 control *control_new(epx *x)
@@ -60,8 +64,10 @@ static void cconn_close(cconn *k)
 {
     control *c = k->ctl;
     app_owner_gone(c->x->app, k->id);
-    loop_del(c->x->loop, k->fd);
-    close(k->fd);
+    if (k->fd >= 0) {
+        loop_del(c->x->loop, k->fd);
+        close(k->fd);
+    }
     if (k->prev)
         k->prev->next = k->next;
     else
@@ -638,6 +644,26 @@ static void run_line(cconn *k, const char *line, size_t len)
         k->closing = 1;
 }
 
+/* The first line is an HTTP request line: the connection, with what it
+ * sent so far, goes to http_api; k is gone. */
+static void cconn_to_http(cconn *k)
+{
+    control *c = k->ctl;
+    int fd = k->fd;
+    sbuf in = k->in;
+    k->in = (sbuf){ 0 };
+    loop_del(c->x->loop, fd);
+    k->fd = -1;
+    cconn_close(k);
+    if (!c->http)
+        c->http = http_api_new(c->x);
+    if (c->http)
+        http_api_adopt(c->http, fd, in.p, in.len);
+    else
+        close(fd);
+    sbuf_free(&in);
+}
+
 static void cconn_update(cconn *k)
 {
     short ev = 0;
@@ -678,8 +704,8 @@ static int cconn_flush(cconn *k)
     return 0;
 }
 
-/* Run every complete line in the input buffer. */
-static void cconn_lines(cconn *k)
+/* Run every complete line in the input buffer.  -1 if k went to HTTP. */
+static int cconn_lines(cconn *k)
 {
     size_t used = 0;
     while (!k->closing && k->out.len < OUT_HIGH_WATER && used < k->in.len) {
@@ -692,6 +718,10 @@ static void cconn_lines(cconn *k)
             k->closing = 1;
             break;
         }
+        if (!k->lines++ && http_is_request_line(k->in.p, (size_t)len)) {
+            cconn_to_http(k);
+            return -1;
+        }
         run_line(k, k->in.p + used, (size_t)len);
         used += consumed;
     }
@@ -701,6 +731,7 @@ static void cconn_lines(cconn *k)
         sbuf_addstr(&k->out, "ERR line too long\n");
         k->closing = 1;
     }
+    return 0;
 }
 
 static void cconn_event(void *ctx, int fd, short rev)
@@ -723,7 +754,8 @@ static void cconn_event(void *ctx, int fd, short rev)
         }
     }
     for (;;) {
-        cconn_lines(k);
+        if (cconn_lines(k) < 0)
+            return;
         if (cconn_flush(k) < 0)
             return;
         /* the output drained while lines wait: after an EOF no read will
@@ -802,6 +834,7 @@ void control_free(control *c)
     }
     app_free(c->x->app);   /* its links stay with the proxy until it goes */
     c->x->app = NULL;
+    http_api_free(c->http);
     for (int i = 0; i < c->nl; i++) {
         loop_del(c->x->loop, c->lfd[i]);
         close(c->lfd[i]);

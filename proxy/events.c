@@ -66,6 +66,14 @@ void events_add(events *e, long long now_ms, const char *type, const char *fmt, 
         fprintf(e->file, "%s\n", b.p);
         fflush(e->file);
     }
+    if (e->listener)
+        e->listener(e->listener_ctx, e->next_seq - 1, b.p);
+}
+
+void events_listen(events *e, events_listener *fn, void *ctx)
+{
+    e->listener = fn;
+    e->listener_ctx = ctx;
 }
 
 void events_json(const events *e, unsigned long long after, sbuf *out)

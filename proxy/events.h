@@ -10,11 +10,16 @@
 
 #define EVENTS_KEEP 1000
 
+/* Told of each event once it is stored: its seq and its JSON object. */
+typedef void events_listener(void *ctx, unsigned long long seq, const char *json);
+
 typedef struct events {
     char *ring[EVENTS_KEEP];        /* rendered JSON objects */
     unsigned long long next_seq;    /* seq of the next event (first is 1) */
     long long t0_ms;                /* monotonic start: t is ms since then */
     FILE *file;
+    events_listener *listener;      /* one, or NULL (the HTTP event stream) */
+    void *listener_ctx;
 } events;
 
 /* t0_ms: the monotonic time that t counts from. */
@@ -22,6 +27,8 @@ void events_init(events *e, long long t0_ms);
 /* Append to path as well (JSON lines).  0, or -1 with errno. */
 int events_open_file(events *e, const char *path);
 void events_free(events *e);
+/* Set (or with NULL clear) the one listener. */
+void events_listen(events *e, events_listener *fn, void *ctx);
 
 /* Record one event: type plus extra JSON members written by the caller as
  * `"key":value,...` (may be empty).  Never fails loudly: an event that

@@ -67,6 +67,12 @@ static const char usage_text[] =
     "  EVENTS [SEQ]                   recent events, or those after SEQ\n"
     "  SHUTDOWN                       reply OK, then exit 0\n"
     "  QUIT                           reply OK, then close the connection\n"
+    "Used by the LD_PRELOAD shim (libepx_preload.so), see epmdpxy(1):\n"
+    "  APPLISTEN NODE PORT            NODE listens on PORT (this connection's life)\n"
+    "  APPUNLISTEN PORT               it no longer does\n"
+    "  APPROUTE NODE PORT             does another member listen there? (JSON)\n"
+    "  APPCONNECT NODE PORT SRC ADDR  the next connection from port SRC is NODE's\n"
+    "  APPS                           the members' listeners (JSON)\n"
     "See epmdpxy(1) and README.md.\n";
 
 static int sigpipe_fd[2] = { -1, -1 };

@@ -397,6 +397,30 @@ static void up_start(int pty, const char *n, const char *const *extra)
                       "stderr: %s", n, START_MS, up_out, tail);
 }
 
+/* GET / on the control port: 200, text/html, the dashboard's page. */
+static int dashboard_served(int port)
+{
+    int fd = tu_connect(port);
+    if (fd < 0)
+        return 0;
+    const char req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    static char resp[1 << 18];
+    size_t n = 0;
+    if (write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1)) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        while (n < sizeof resp - 1 && poll(&p, 1, 10000) == 1) {
+            ssize_t k = read(fd, resp + n, sizeof resp - 1 - n);
+            if (k <= 0)
+                break;
+            n += (size_t)k;
+        }
+    }
+    close(fd);
+    resp[n] = 0;
+    return !strncmp(resp, "HTTP/1.1 200", 12) && strstr(resp, "text/html") &&
+           strstr(resp, "<html");
+}
+
 /* ---- reading status --json ----------------------------------------------- */
 
 typedef struct jdoc {
@@ -570,6 +594,12 @@ START_TEST(test_lifecycle)
     snprintf(want, sizeof want, "control port %ld",
              j_num(&jd, j_get(&jd, 0, "control_port")));
     ck_assert_msg(strstr(ready, want), "ready line lacks %s: %.500s", want, ready);
+    /* the dashboard is where the ready line says */
+    long ctl = j_num(&jd, j_get(&jd, 0, "control_port"));
+    char url[96];
+    snprintf(url, sizeof url, "dashboard http://127.0.0.1:%ld/", ctl);
+    ck_assert_msg(strstr(ready, url), "ready line lacks %s: %.500s", url, ready);
+    ck_assert_msg(dashboard_served((int)ctl), "no dashboard page on control port %ld", ctl);
     record_pids(5);
     const char *mesh[] = { "n2,n3,n4,n5", "n1,n3,n4,n5", "n1,n2,n4,n5", "n1,n2,n3,n5",
                            "n1,n2,n3,n4" };
