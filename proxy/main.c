@@ -37,6 +37,8 @@ static const char usage_text[] =
     "  -delay_accept N          wait N s before each accept (testing)\n"
     "  -delay_write N           wait N s before each EPMD reply (testing)\n"
     "  --events FILE            append every event to FILE as a JSON line\n"
+    "  --config FILE            run FILE's control commands (one a line, # comments)\n"
+    "                           at start-up, before READY; any ERR is fatal\n"
     "  -d, -debug               log more to stderr (repeat for more)\n"
     "  -names                   client: list the names registered at the daemon on -port\n"
     "  -dump                    client: dump its registry\n"
@@ -225,6 +227,66 @@ static int daemonize(const epx *x)
     return 0;
 }
 
+/* --config FILE: each line a control command, as a client would send it
+ * (blank lines and # comments skipped).  The first that is refused stops
+ * the start: a test must not run against faults it did not get.  0, or -1
+ * with a message on stderr. */
+#define CONFIG_MAX (1024 * 1024)
+static int run_config(epx *x, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fprintf(stderr, "epmdpxy: --config %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *buf = malloc(CONFIG_MAX + 1);
+    size_t n = buf ? fread(buf, 1, CONFIG_MAX + 1, f) : 0;
+    int bad = ferror(f) || !buf;
+    fclose(f);
+    if (bad || n > CONFIG_MAX) {
+        fprintf(stderr, "epmdpxy: --config %s: %s\n", path,
+                !buf ? "out of memory" : bad ? "read error" : "larger than 1 MiB");
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\n';
+    int rc = 0, lineno = 0;
+    sbuf out = { 0 };
+    for (size_t at = 0; at < n && rc == 0;) {
+        size_t used;
+        long len = ctl_next_line(buf + at, n + 1 - at, &used);
+        const char *line = buf + at;
+        at += used;
+        lineno++;
+        size_t k = 0;
+        while (k < (size_t)len && (line[k] == ' ' || line[k] == '\t'))
+            k++;
+        if (k == (size_t)len || line[k] == '#')
+            continue;
+        ctl_line cl;
+        ctl_parse_line(line, (size_t)len, &cl);
+        sbuf_reset(&out);
+        if (cl.cmd == CTL_SHUTDOWN || cl.cmd == CTL_QUIT || cl.cmd == CTL_APPLISTEN ||
+            cl.cmd == CTL_APPUNLISTEN || cl.cmd == CTL_APPCONNECT) {
+            fprintf(stderr, "epmdpxy: %s:%d: %s has no place in a config file\n", path, lineno,
+                    ctl_cmd_name(cl.cmd));
+            rc = -1;
+            break;
+        }
+        control_exec(x, &cl, &out);
+        if (out.len < 2 || strncmp(out.p, "OK", 2) != 0) {
+            fprintf(stderr, "epmdpxy: %s:%d: %.*s: %s\n", path, lineno, (int)len, line,
+                    out.len ? sbuf_str(&out) : "no reply");
+            rc = -1;
+        }
+    }
+    sbuf_free(&out);
+    free(buf);
+    if (rc == 0)
+        log_msg(LOG_INFO, "--config %s: %d lines run", path, lineno);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     epx x;
@@ -236,6 +298,7 @@ int main(int argc, char **argv)
     enum epmd_cli_mode cli = EPMD_CLI_NONE;
     const char *stop_name = NULL;
     const char *events_file = NULL;
+    const char *config_file = NULL;
     int have_bind = 0;
     int want_ready = 0;     /* --ready, or a port left for the daemon to pick */
 
@@ -274,6 +337,13 @@ int main(int argc, char **argv)
             if (add_addrs(&x.cfg, v) < 0)
                 return 2;
             have_bind = 1;
+            i++;
+        } else if (!strcmp(a, "--config")) {
+            if (!v) {
+                fprintf(stderr, "epmdpxy: --config needs a file name\n");
+                return 2;
+            }
+            config_file = v;
             i++;
         } else if (!strcmp(a, "--events")) {
             if (!v) {
@@ -409,6 +479,10 @@ int main(int argc, char **argv)
         }
     }
     x.control_port = control_port(x.control);
+    if (config_file && run_config(&x, config_file) < 0) {
+        x.exit_code = 2;
+        goto out;
+    }
 
     if (pipe2(sigpipe_fd, O_NONBLOCK | O_CLOEXEC) < 0 ||
         loop_add(x.loop, sigpipe_fd[0], POLLIN, signal_event, &x) < 0) {
