@@ -188,6 +188,7 @@ static int relay_open(app *a, char *err, size_t errlen)
     int fd = sock_listen("127.0.0.1", 0, err, errlen);
     if (fd < 0)
         return -1;
+    sock_shape(fd, a->x->hold.rcvbuf, a->x->hold.mss);   /* as proxy listeners: see proxy_node_up */
     if (loop_add(a->x->loop, fd, POLLIN, relay_accept, a) < 0) {
         close(fd);
         snprintf(err, errlen, "out of memory");
@@ -197,6 +198,8 @@ static int relay_open(app *a, char *err, size_t errlen)
     a->port4 = sock_local_port(fd);
     char e6[128];
     fd = sock_listen("::1", 0, e6, sizeof e6);
+    if (fd >= 0)
+        sock_shape(fd, a->x->hold.rcvbuf, a->x->hold.mss);
     if (fd >= 0 && loop_add(a->x->loop, fd, POLLIN, relay_accept, a) == 0) {
         a->lfd6 = fd;
         a->port6 = sock_local_port(fd);

@@ -114,7 +114,7 @@ static void status_json(epx *x, sbuf *o)
                    "\"mode\":\"%s\",\"nodes\":%d,\"links\":%d,\"rules\":%zu,"
                    "\"faults\":%zu,\"uptime_ms\":%lld}",
                 EPX_VERSION, (int)getpid(), x->epmd_port, x->control_port,
-                x->mode == EPXD_MODE_RESET ? "reset" : "hold", x->reg.nreg,
+                epx_mode_name(x->mode), x->reg.nreg,
                 proxy_nlinks(x->proxy), x->rules.n, x->faults.n, loop_now_ms() - x->started_ms);
 }
 
@@ -417,30 +417,66 @@ static void faults_all_json(epx *x, sbuf *o)
     sbuf_addstr(o, "}");
 }
 
+/* MODE [hold|freeze|reset] [knob=value ...]: read or set what a block
+ * does, and MODE hold's knobs (holdmodel.h); the reply names the mode and,
+ * for hold, its knobs. */
 static void cmd_mode(epx *x, sbuf *o, const ctl_line *cl)
 {
-    if (cl->argslen == 0) {
-        sbuf_printf(o, "OK %s", x->mode == EPXD_MODE_RESET ? "reset" : "hold");
-        return;
+    const char *p = cl->args, *end = cl->args + cl->argslen;
+    enum epx_mode m = x->mode;
+    hold_params hp = x->hold;
+    int modes = 0;
+    while (p < end) {
+        while (p < end && *p == ' ')
+            p++;
+        const char *w = p;
+        while (p < end && *p != ' ')
+            p++;
+        size_t n = (size_t)(p - w);
+        char err[160];
+        if (!n)
+            break;
+        if (!memchr(w, '=', n) && modes++) {
+            sbuf_printf(o, "ERR one mode at most, then knob=value ...");
+            return;
+        }
+        if (n == 4 && strncasecmp(w, "hold", 4) == 0) {
+            m = EPXD_MODE_HOLD;
+        } else if (n == 5 && strncasecmp(w, "reset", 5) == 0) {
+            m = EPXD_MODE_RESET;
+        } else if (n == 6 && strncasecmp(w, "freeze", 6) == 0) {
+            m = EPXD_MODE_FREEZE;
+        } else if (memchr(w, '=', n)) {
+            if (hold_set(&hp, w, n, err, sizeof err) < 0) {
+                sbuf_printf(o, "ERR %s", err);
+                return;
+            }
+        } else {
+            sbuf_printf(o, "ERR unknown mode %.*s (hold, freeze or reset)", (int)(n > 64 ? 64 : n),
+                        w);
+            return;
+        }
     }
-    enum epx_mode m;
-    if (cl->argslen == 4 && strncasecmp(cl->args, "hold", 4) == 0) {
-        m = EPXD_MODE_HOLD;
-    } else if (cl->argslen == 5 && strncasecmp(cl->args, "reset", 5) == 0) {
-        m = EPXD_MODE_RESET;
-    } else {
-        sbuf_printf(o, "ERR unknown mode %.*s (hold or reset)", (int)(cl->argslen > 64 ? 64 : cl->argslen),
-                    cl->args);
-        return;
+    if (memcmp(&hp, &x->hold, sizeof hp) != 0) {
+        char knobs[512];
+        x->hold = hp;
+        hold_format(&hp, knobs, sizeof knobs);
+        events_add(&x->ev, loop_now_ms(), "hold_knobs", "\"knobs\":%s", knobs);
+        log_msg(LOG_INFO, "control: MODE knobs %s", knobs);
     }
     if (m != x->mode) {
         x->mode = m;
-        events_add(&x->ev, loop_now_ms(), "mode", "\"mode\":\"%s\"",
-                   m == EPXD_MODE_RESET ? "reset" : "hold");
-        log_msg(LOG_INFO, "control: MODE %s", m == EPXD_MODE_RESET ? "reset" : "hold");
+        events_add(&x->ev, loop_now_ms(), "mode", "\"mode\":\"%s\"", epx_mode_name(m));
+        log_msg(LOG_INFO, "control: MODE %s", epx_mode_name(m));
         proxy_rules_changed(x->proxy);
     }
-    sbuf_printf(o, "OK %s", m == EPXD_MODE_RESET ? "reset" : "hold");
+    if (m == EPXD_MODE_RESET || cl->argslen == 0 || !memchr(cl->args, '=', cl->argslen)) {
+        sbuf_printf(o, "OK %s", epx_mode_name(m));
+        return;
+    }
+    char knobs[512];
+    hold_format(&x->hold, knobs, sizeof knobs);
+    sbuf_printf(o, "OK %s %s", epx_mode_name(m), knobs);
 }
 
 static void cmd_events(epx *x, sbuf *o, const ctl_line *cl)

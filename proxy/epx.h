@@ -5,6 +5,7 @@
 
 #include "events.h"
 #include "faults.h"
+#include "holdmodel.h"
 #include "loop.h"
 #include "registry.h"
 #include "rules.h"
@@ -29,7 +30,18 @@ typedef struct epx_config {
     int debug;                         /* -d count */
 } epx_config;
 
-enum epx_mode { EPXD_MODE_HOLD = 0, EPXD_MODE_RESET = 1 };
+/* What a block does (doc/hold-model.md): HOLD models a path that drops
+ * packets (a stream resumes at its next retransmission after the block
+ * lifts, the reverse of a one-way block stalls, attempts wait for their
+ * next SYN retry); FREEZE stops the bytes and lets them go the instant the
+ * block lifts; RESET closes blocked links at once. */
+enum epx_mode { EPXD_MODE_HOLD = 0, EPXD_MODE_RESET = 1, EPXD_MODE_FREEZE = 2 };
+
+/* "hold", "reset", "freeze". */
+static inline const char *epx_mode_name(enum epx_mode m)
+{
+    return m == EPXD_MODE_RESET ? "reset" : m == EPXD_MODE_FREEZE ? "freeze" : "hold";
+}
 
 struct epmd_srv;
 struct proxy;
@@ -45,6 +57,7 @@ typedef struct epx {
     faults faults;                     /* link faults (DELAY, RATE...) by (from, to) */
     struct chaos *chaos;               /* timed faults, flaps, the nemesis (chaos.h) */
     enum epx_mode mode;
+    hold_params hold;                  /* the knobs of MODE hold */
     events ev;
     struct epmd_srv *epmd;
     struct proxy *proxy;

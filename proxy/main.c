@@ -39,6 +39,18 @@ static const char usage_text[] =
     "  --events FILE            append every event to FILE as a JSON line\n"
     "  --config FILE            run FILE's control commands (one a line, # comments)\n"
     "                           at start-up, before READY; any ERR is fatal\n"
+    "  --mode MODE              what a block does: hold (default), freeze or reset\n"
+    "  --rto-ms MS              hold: first retransmission after a loss (default 210)\n"
+    "  --rto-max-ms MS          hold: cap of a retransmission interval (default 120000)\n"
+    "  --syn-schedule S,S,...   hold: SYN retries, seconds after an attempt began\n"
+    "                           (default 1,2,3,4,5,7,11,19,35)\n"
+    "  --oneway-grace-ms MS     hold: the reverse of a one-way block stalls this long after\n"
+    "                           its first byte (default 40)\n"
+    "  --oneway-grace-bytes N   ... or after N bytes (default 65536)\n"
+    "  --held-bytes N           hold: bytes a blocked direction reads before it stops\n"
+    "                           (default 0: they wait in the kernel)\n"
+    "  --rcvbuf N               SO_RCVBUF of proxied sockets (default 16384; 0: autotuned)\n"
+    "  --mss N                  MSS proxied sockets announce (default 1460; 0: loopback's)\n"
     "  -d, -debug               log more to stderr (repeat for more)\n"
     "  -names                   client: list the names registered at the daemon on -port\n"
     "  -dump                    client: dump its registry\n"
@@ -61,7 +73,10 @@ static const char usage_text[] =
     "  ISOLATE n [EXCEPT n,...]       block n against every other node (but\n"
     "                                 those), now and later\n"
     "  HEAL                           remove every block\n"
-    "  MODE [hold|reset]              read or set what a block does\n"
+    "  MODE [hold|freeze|reset] [knob=value...]\n"
+    "                                 read or set what a block does; knobs of hold:\n"
+    "                                 rto, rto_max, syn, grace, grace_bytes, held_bytes,\n"
+    "                                 rcvbuf, mss (as the options above)\n"
     "  NODES                          the registered nodes (JSON)\n"
     "  LINKS                          the proxied links (JSON)\n"
     "  RULES                          the blocks (JSON)\n"
@@ -287,6 +302,20 @@ static int run_config(epx *x, const char *path)
     return rc;
 }
 
+/* The knob (holdmodel.h hold_set) a command-line option sets, or NULL. */
+static const char *hold_knob(const char *opt)
+{
+    static const char *map[][2] = {
+        { "--rto-ms", "rto" }, { "--rto-max-ms", "rto_max" }, { "--syn-schedule", "syn" },
+        { "--oneway-grace-ms", "grace" }, { "--oneway-grace-bytes", "grace_bytes" },
+        { "--held-bytes", "held_bytes" }, { "--rcvbuf", "rcvbuf" }, { "--mss", "mss" },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(opt, map[i][0]))
+            return map[i][1];
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     epx x;
@@ -294,6 +323,7 @@ int main(int argc, char **argv)
     x.cfg.epmd_port = 4369;
     x.cfg.control_port = -1;
     x.cfg.packet_timeout = 60;
+    hold_params_default(&x.hold);
     int daemon_mode = 0;
     enum epmd_cli_mode cli = EPMD_CLI_NONE;
     const char *stop_name = NULL;
@@ -351,6 +381,26 @@ int main(int argc, char **argv)
                 return 2;
             }
             events_file = v;
+            i++;
+        } else if (!strcmp(a, "--mode")) {
+            if (v && !strcmp(v, "hold"))
+                x.mode = EPXD_MODE_HOLD;
+            else if (v && !strcmp(v, "freeze"))
+                x.mode = EPXD_MODE_FREEZE;
+            else if (v && !strcmp(v, "reset"))
+                x.mode = EPXD_MODE_RESET;
+            else {
+                fprintf(stderr, "epmdpxy: --mode needs hold, freeze or reset\n");
+                return 2;
+            }
+            i++;
+        } else if (hold_knob(a)) {
+            char kv[256], err[160];
+            if (!v || snprintf(kv, sizeof kv, "%s=%s", hold_knob(a), v) >= (int)sizeof kv ||
+                hold_set(&x.hold, kv, strlen(kv), err, sizeof err) < 0) {
+                fprintf(stderr, "epmdpxy: %s: %s\n", a, v ? err : "needs a value");
+                return 2;
+            }
             i++;
         } else if (!strcmp(a, "-daemon")) {
             daemon_mode = 1;

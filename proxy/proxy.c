@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <netinet/in.h>
 
 #include "log.h"
 #include "sniff.h"
@@ -43,26 +45,29 @@ static enum dir dir_into(enum side s) { return s == INI ? IN : OUT; }
 static enum dir dir_other(enum dir d) { return d == OUT ? IN : OUT; }
 
 /* One direction: bytes read from its source side, written to its sink side.
- * `held` comes from the rules and is orthogonal to the state: a held
- * direction's source is not read and its sink not written; only a hang-up
- * of the source is noticed (POLLRDHUP).
+ * Two small state machines per direction: its lifecycle (`st`: is the
+ * source still there, can the sink still be written) and its hold state
+ * (`hs`, below: may bytes move now).  A *blocked* direction (HELD,
+ * STALLED, RELEASING) writes nothing to its sink; its source is read only
+ * as the hold state says, and a hang-up of the source is still noticed
+ * (POLLRDHUP).
  *
  *   OPEN      --source gives EOF or an error---------------------> DRAINING
  *   OPEN      --source hung up, noticed without reading ----------> HUNG
- *   HUNG      (once not held it is read again: what the kernel kept, then EOF -> DRAINING)
- *   DRAINING  --nothing pending and not held: SHUT_WR the sink---> DONE
+ *   HUNG      (once not blocked it is read again: what the kernel kept, then EOF -> DRAINING)
+ *   DRAINING  --nothing pending and not blocked: SHUT_WR the sink-> DONE
  *   OPEN      --sink failed: pending bytes dropped---------------> SINK_DEAD
  *   HUNG, DRAINING --sink failed------------------------------------> DONE
  *   SINK_DEAD --source ended or hung up----------------------------> DONE
  *
  * Invariants, restored by link_settle after every event:
- *  - DRAINING, nothing pending and not held => DONE: an EOF waits only
- *    behind data or a hold, never for anything else.
+ *  - DRAINING, nothing pending and not blocked => DONE: an EOF waits only
+ *    behind data or a block, never for anything else.
  *  - only OPEN, HUNG and DRAINING hold pending bytes.
- *  - a direction is *finished* when it is DONE; or held with its source
+ *  - a direction is *finished* when it is DONE; or blocked with its source
  *    gone (HUNG, DRAINING): what it holds has no one left to follow it; or
  *    SINK_DEAD while the other direction, which would carry the sink's
- *    reset back, is not held.
+ *    reset back, is not blocked.
  *  - both directions finished => the link closes.  So a link closes once
  *    both nodes have closed, whatever is held (a peer that half-closed and
  *    still reads behind a hold loses what was held for it: Erlang nodes
@@ -70,14 +75,57 @@ static enum dir dir_other(enum dir d) { return d == OUT ? IN : OUT; }
  */
 enum dir_state { DIR_OPEN, DIR_HUNG, DIR_DRAINING, DIR_SINK_DEAD, DIR_DONE };
 
+/* The hold state of a direction: what a path that drops packets lets
+ * through (doc/hold-model.md).  Driven by the rules and the mode
+ * (link_eval) and by the direction's timer.
+ *
+ *   FLOW      --a rule blocks it---------------------------------> HELD
+ *   FLOW      --MODE hold, the reverse direction blocked---------> GRACE
+ *   GRACE     --grace_ms after its first byte, or grace_bytes----> STALLED
+ *   GRACE     --the reverse block lifts--------------------------> FLOW
+ *   HELD, STALLED --the block lifts, nothing was lost-------------> FLOW
+ *   HELD, STALLED --the block lifts, a byte was lost (MODE hold)--> RELEASING
+ *   HELD, STALLED, RELEASING --the block lifts (MODE freeze)------> FLOW
+ *   RELEASING --the timer: the next virtual retransmission-------> FLOW
+ *   GRACE, STALLED, RELEASING --a rule blocks it------------------> HELD
+ *   HELD      --only the reverse is blocked now-------------------> STALLED (GRACE if nothing lost)
+ *
+ * Invariants:
+ *  - nothing is written to the sink unless hs is FLOW or GRACE;
+ *  - the source is read in FLOW and GRACE (GRACE: at most grace_bytes in
+ *    all); in HELD and STALLED under MODE hold only until the first byte
+ *    is seen, and then while fewer than held_bytes are pending; in
+ *    RELEASING and under MODE freeze never;
+ *  - timer != NULL exactly in RELEASING (the release), and in GRACE once
+ *    its first byte went (the stall);
+ *  - t_first is -1 (nothing lost yet) or the time the first byte that had
+ *    to wait arrived (for an attempt in LINK_PENDING: its start); it
+ *    survives RELEASING -> HELD and HELD <-> STALLED (TCP's backoff goes
+ *    on from the first loss); FLOW forgets it;
+ *  - MODE freeze knows only FLOW and HELD.
+ */
+enum hold_state { HS_FLOW, HS_GRACE, HS_HELD, HS_STALLED, HS_RELEASING };
+
+static const char *hs_name[] = { "flow", "flow", "held", "stalled", "releasing" };
+
 typedef struct half {
     enum dir_state st;
-    int held;                   /* blocked by a rule */
-    long long held_since_ms;    /* when it became held; 0 when not held */
+    enum hold_state hs;
+    long long t_block;          /* when the current block (or grace) began */
+    long long t_first;          /* first byte that had to wait; -1: none */
+    long long t_lift;           /* when the block lifted (RELEASING) */
+    size_t grace_bytes;         /* GRACE: bytes let through since t_block */
+    loop_timer *timer;          /* RELEASING: the release; GRACE: the stall */
     uint8_t *buf;               /* the pending bytes, allocated only while there are some */
-    size_t off, len;            /* pending: buf[off..len) */
+    size_t off, len, cap;       /* pending: buf[off..len); buf holds cap */
     uint64_t bytes;             /* relayed so far */
 } half;
+
+/* May nothing be written to the sink now? */
+static int dir_blocked(const half *h)
+{
+    return h->hs == HS_HELD || h->hs == HS_STALLED || h->hs == HS_RELEASING;
+}
 
 /* What a link carries: Erlang distribution (accepted on a node's proxy
  * listener, names from the handshake) or an app connection between two
@@ -92,7 +140,9 @@ typedef struct plink {
     int fd[2];                  /* by enum side */
     half h[2];                  /* by enum dir */
     enum link_state state;
-    loop_timer *deadline;       /* LINK_NAME and LINK_CONNECTING only */
+    loop_timer *deadline;       /* LINK_NAME, LINK_CONNECTING; LINK_PENDING in MODE hold: the
+                                 * attempt's last SYN retry, when it fails if still blocked */
+    int gave_up;                /* LINK_PENDING: the block lifted after the last SYN retry */
     int names_changed;          /* the node's handshake named someone new: apply the rules */
     int target_port;            /* the node's own port */
     char target[EPMD_MAXSYMLEN + 1];       /* its registered (alive) name */
@@ -143,6 +193,7 @@ static void link_close(plink *l, const char *by, const char *why, int rst)
     }
     loop_timer_del(x->loop, l->deadline);
     for (int i = 0; i < 2; i++) {
+        loop_timer_del(x->loop, l->h[i].timer);
         if (l->fd[i] >= 0) {
             loop_del(x->loop, l->fd[i]);
             if (rst)
@@ -168,6 +219,11 @@ static void link_deadline_fired(void *ctx)
 {
     plink *l = ctx;
     l->deadline = NULL;   /* the loop already freed it */
+    if (l->state == LINK_PENDING) {
+        /* as connect() times out after its last SYN: the initiator sees a reset */
+        link_close(l, "daemon", "connection attempt timed out (SYN retries spent)", 1);
+        return;
+    }
     link_close(l, "daemon",
                l->state == LINK_NAME ? "no handshake name in time" : "node did not accept in time",
                0);
@@ -192,23 +248,46 @@ static size_t dir_pending(const half *h)
     return h->len - h->off;
 }
 
-/* Read from the source now? */
-static int dir_reads(const half *h)
+/* Read from the source now?  FLOW and GRACE: when the sink took what was
+ * read before; HELD and STALLED (MODE hold): to see the first byte that
+ * has to wait, then up to held_bytes (dir_take_held). */
+static int dir_reads(const plink *l, enum dir d)
 {
-    return (h->st == DIR_OPEN || h->st == DIR_HUNG) && !h->held && !dir_pending(h);
+    const half *h = &l->h[d];
+    switch (h->hs) {
+    case HS_FLOW:
+    case HS_GRACE:
+        return (h->st == DIR_OPEN || h->st == DIR_HUNG) && !dir_pending(h);
+    case HS_HELD:
+    case HS_STALLED:
+        return h->st == DIR_OPEN && l->px->x->mode == EPXD_MODE_HOLD &&
+               (h->t_first < 0 || dir_pending(h) < l->px->x->hold.held_bytes);
+    default:
+        return 0;
+    }
 }
 
 /* Not read, but its source's hang-up still matters. */
-static int dir_watches(const half *h)
+static int dir_watches(const plink *l, enum dir d)
 {
-    return (h->st == DIR_OPEN && h->held) || h->st == DIR_SINK_DEAD;
+    const half *h = &l->h[d];
+    return !dir_reads(l, d) && ((h->st == DIR_OPEN && dir_blocked(h)) || h->st == DIR_SINK_DEAD);
 }
 
 static int dir_finished(const plink *l, enum dir d)
 {
     const half *h = &l->h[d];
-    return h->st == DIR_DONE || (h->held && (h->st == DIR_HUNG || h->st == DIR_DRAINING)) ||
-           (h->st == DIR_SINK_DEAD && !l->h[dir_other(d)].held);
+    return h->st == DIR_DONE ||
+           (dir_blocked(h) && (h->st == DIR_HUNG || h->st == DIR_DRAINING)) ||
+           (h->st == DIR_SINK_DEAD && !dir_blocked(&l->h[dir_other(d)]));
+}
+
+/* A byte (or a FIN) has to wait behind a block: the lost segment that
+ * TCP's retransmissions count from. */
+static void dir_note_first(half *h)
+{
+    if (h->t_first < 0)
+        h->t_first = loop_now_ms();
 }
 
 static void note_closed_by(plink *l, enum side s)
@@ -221,7 +300,7 @@ static void dir_drop(half *h)
 {
     free(h->buf);   /* an idle direction holds no buffer */
     h->buf = NULL;
-    h->off = h->len = 0;
+    h->off = h->len = h->cap = 0;
 }
 
 /* Transition: the source gave EOF or an error. */
@@ -246,6 +325,8 @@ static void dir_src_hung(plink *l, enum dir d)
         h->st = DIR_DONE;
     } else if (h->st == DIR_OPEN) {
         h->st = DIR_HUNG;
+        if (h->hs == HS_HELD || h->hs == HS_STALLED)
+            dir_note_first(h);   /* the FIN is lost like data */
         log_msg(LOG_INFO, "link %lu: %s closed while held", l->id, side_name[s]);
         events_add(&l->px->x->ev, loop_now_ms(), "link_peer_closed",
                    "\"link\":%lu,\"from\":%s,\"to\":%s,\"side\":\"%s\",\"held\":true", l->id,
@@ -272,7 +353,7 @@ static void dir_settle(plink *l, enum dir d)
     half *h = &l->h[d];
     if (h->buf && !dir_pending(h))
         dir_drop(h);
-    if (h->st == DIR_DRAINING && !h->held && !dir_pending(h)) {
+    if (h->st == DIR_DRAINING && !dir_blocked(h) && !dir_pending(h)) {
         shutdown(l->fd[dir_sink(d)], SHUT_WR);
         h->st = DIR_DONE;
     }
@@ -300,7 +381,7 @@ static int dir_keep(plink *l, enum dir d, const uint8_t *p, size_t n)
     }
     memmove(h->buf, p, n);
     h->off = 0;
-    h->len = n;
+    h->len = h->cap = n;
     return 0;
 }
 
@@ -310,7 +391,7 @@ static void dir_flush(plink *l, enum dir d)
 {
     half *h = &l->h[d];
     int fd = l->fd[dir_sink(d)];
-    while (!h->held && dir_pending(h)) {
+    while (!dir_blocked(h) && dir_pending(h)) {
         ssize_t k = send(fd, h->buf + h->off, dir_pending(h), MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR)
             continue;
@@ -359,36 +440,303 @@ static int sniff_acceptor(plink *l, const uint8_t *p, size_t n)
     return changed;
 }
 
-/* Set each direction's hold from the rules.  1 if any is blocked. */
+/* ---- the hold state ----------------------------------------------------- */
+
+static void link_update(plink *l);
+static int link_settle(plink *l);
+static int start_connect(plink *l);
+static void dir_timer_out(void *ctx);
+static void dir_timer_in(void *ctx);
+
+/* Bytes the kernel holds unread on fd (0 if it cannot say). */
+static int fd_unread(int fd)
+{
+    int n = 0;
+    if (fd < 0 || ioctl(fd, FIONREAD, &n) < 0)
+        return 0;
+    return n;
+}
+
+/* Replace d's timer with one at when_ms.  -1 if none could be made (out
+ * of memory: the caller lets the bytes go rather than hold them for ever). */
+static int dir_timer(plink *l, enum dir d, long long when_ms)
+{
+    loop *lp = l->px->x->loop;
+    half *h = &l->h[d];
+    loop_timer_del(lp, h->timer);
+    h->timer = loop_timer_at(lp, when_ms, d == OUT ? dir_timer_out : dir_timer_in, l);
+    return h->timer ? 0 : -1;
+}
+
+static void dir_timer_clear(plink *l, enum dir d)
+{
+    loop_timer_del(l->px->x->loop, l->h[d].timer);
+    l->h[d].timer = NULL;
+}
+
+/* Transition to FLOW; a release (from a blocked state) is logged with how
+ * long the direction was held and how long it waited after the block lifted.
+ * The caller flushes what waited (or, in LINK_PENDING, connects). */
+static void dir_flow(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    if (dir_blocked(h)) {
+        epx *x = l->px->x;
+        long long now = loop_now_ms();
+        long long wait = h->hs == HS_RELEASING ? now - h->t_lift : 0;
+        const char *from = d == OUT ? l->from : l->to, *to = d == OUT ? l->to : l->from;
+        log_msg(LOG_INFO, "link %lu: %s -> %s released after %lld ms (%lld ms after the block "
+                "lifted)", l->id, from, to, now - h->t_block, wait);
+        events_add(&x->ev, now, "release",
+                   "\"link\":%lu,\"from\":%s,\"to\":%s,\"held_ms\":%lld,\"wait_ms\":%lld,"
+                   "\"lost\":%s",
+                   l->id, events_q(from), events_q(to), now - h->t_block, wait,
+                   h->t_first >= 0 ? "true" : "false");
+    }
+    dir_timer_clear(l, d);
+    h->hs = HS_FLOW;
+    h->t_first = -1;
+}
+
+/* Transition: a rule blocks d.  From FLOW (or a GRACE that lost nothing
+ * yet) the block begins now, and a byte already waiting is the first lost;
+ * an attempt in LINK_PENDING lost its first SYN when it began.  From
+ * STALLED and RELEASING the backoff goes on from the first loss. */
+static void dir_block(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    if (h->hs == HS_HELD)
+        return;
+    if (h->hs == HS_FLOW || (h->hs == HS_GRACE && h->t_first < 0)) {
+        h->t_block = loop_now_ms();
+        h->t_first = -1;
+        if (l->state == LINK_PENDING)
+            h->t_first = l->since_ms;
+        else if (dir_pending(h) || fd_unread(l->fd[dir_src(d)]) > 0)
+            h->t_first = h->t_block;
+    }
+    dir_timer_clear(l, d);
+    h->hs = HS_HELD;
+}
+
+/* Transition (MODE hold): the reverse of d is blocked, d is not.  d's ACKs
+ * are lost: it flows for a grace, then stalls. */
+static void dir_arm(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    if (h->hs == HS_GRACE || h->hs == HS_STALLED)
+        return;
+    dir_timer_clear(l, d);
+    if (h->t_first >= 0 && h->hs != HS_FLOW) {
+        h->hs = HS_STALLED;   /* HELD, RELEASING: a byte was lost already */
+        return;
+    }
+    h->hs = HS_GRACE;         /* nothing lost: it may flow for a grace */
+    h->t_block = loop_now_ms();
+    h->t_first = -1;
+    h->grace_bytes = 0;
+}
+
+/* Transition: GRACE -> STALLED (its window is full of unacknowledged bytes). */
+static void dir_stall(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    dir_timer_clear(l, d);
+    dir_note_first(h);
+    h->hs = HS_STALLED;
+    log_msg(LOG_DEBUG, "link %lu: %s stalled after %zu bytes of grace", l->id,
+            d == OUT ? "out" : "in", h->grace_bytes);
+}
+
+/* Transition: no rule blocks d, nor its reverse (or the mode is not hold).
+ * What lost nothing flows at once; what lost a byte waits for its next
+ * virtual retransmission (an attempt in LINK_PENDING: its next SYN retry;
+ * none left: l->gave_up).  MODE freeze and reset let everything go now. */
+static void dir_unblock(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    epx *x = l->px->x;
+    long long now = loop_now_ms(), next;
+    switch (h->hs) {
+    case HS_FLOW:
+        return;
+    case HS_GRACE:
+        dir_flow(l, d);
+        return;
+    case HS_RELEASING:
+        if (x->mode != EPXD_MODE_HOLD)
+            dir_flow(l, d);
+        return;
+    case HS_HELD:
+    case HS_STALLED:
+        break;
+    }
+    if (x->mode != EPXD_MODE_HOLD || h->t_first < 0) {
+        dir_flow(l, d);
+        return;
+    }
+    next = l->state == LINK_PENDING ? hold_next_syn(&x->hold, h->t_first, now)
+                                    : hold_next_retx(&x->hold, h->t_first, now);
+    if (next < 0) {
+        l->gave_up = 1;
+        return;
+    }
+    h->t_lift = now;
+    h->hs = HS_RELEASING;
+    if (next <= now || dir_timer(l, d, next) < 0)
+        dir_flow(l, d);
+}
+
+/* d's timer fired: in RELEASING the release (deliver what waited, then
+ * read on; in LINK_PENDING connect), in GRACE the stall. */
+static void dir_timer_fired(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    h->timer = NULL;   /* the loop freed it */
+    if (h->hs == HS_GRACE) {
+        dir_stall(l, d);
+        link_update(l);
+        return;
+    }
+    if (h->hs != HS_RELEASING)
+        return;
+    dir_flow(l, d);
+    if (l->state == LINK_PENDING) {
+        link_deadline(l, 0);
+        start_connect(l);
+        return;
+    }
+    if (l->state == LINK_HANDSHAKE || l->state == LINK_UP) {
+        dir_flush(l, d);
+        link_settle(l);
+    }
+}
+
+static void dir_timer_out(void *ctx)
+{
+    dir_timer_fired(ctx, OUT);
+}
+
+static void dir_timer_in(void *ctx)
+{
+    dir_timer_fired(ctx, IN);
+}
+
+/* Bring each direction's hold state in line with the rules and the mode.
+ * 1 if a rule blocks either direction. */
 static int link_eval(plink *l)
 {
-    rules *r = &l->px->x->rules;
+    epx *x = l->px->x;
+    rules *r = &x->rules;
     int blocked[2] = { rules_blocked(r, l->from, l->to), rules_blocked(r, l->to, l->from) };
     for (int d = OUT; d <= IN; d++) {
-        half *h = &l->h[d];
-        if (blocked[d] && !h->held)
-            h->held_since_ms = loop_now_ms();
-        else if (!blocked[d])
-            h->held_since_ms = 0;
-        h->held = blocked[d];
+        if (blocked[d])
+            dir_block(l, d);
+        else if (x->mode == EPXD_MODE_HOLD && blocked[dir_other(d)] && l->state != LINK_PENDING)
+            dir_arm(l, d);
+        else
+            dir_unblock(l, d);
     }
     return blocked[OUT] || blocked[IN];
 }
 
 /* ---- relaying ----------------------------------------------------------- */
 
+/* HELD or STALLED in MODE hold, the source readable: bytes that must wait.
+ * Note the first (the lost segment the retransmissions count from), then
+ * take up to held_bytes of them into d's pending bytes (what a sender
+ * could still hand to a lossy path); the rest stays in the kernel. */
+static void dir_take_held(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    size_t limit = l->px->x->hold.held_bytes;
+    int src = l->fd[dir_src(d)];
+    dir_note_first(h);
+    while (h->st == DIR_OPEN && dir_pending(h) < limit) {
+        size_t want = limit - dir_pending(h);
+        if (want > RELAY_CHUNK)
+            want = RELAY_CHUNK;
+        if (h->cap - h->len < want) {
+            if (h->off) {
+                memmove(h->buf, h->buf + h->off, dir_pending(h));
+                h->len -= h->off;
+                h->off = 0;
+            }
+            if (h->cap - h->len < want) {
+                uint8_t *nb = realloc(h->buf, h->len + want);
+                if (!nb)
+                    return;   /* it stays in the kernel */
+                h->buf = nb;
+                h->cap = h->len + want;
+            }
+        }
+        ssize_t k = read(src, h->buf + h->len, want);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN)
+            return;
+        if (k < 0) {
+            side_failed(l, dir_src(d), "read", errno);
+            return;
+        }
+        if (k == 0) {
+            dir_src_ended(l, d);
+            return;
+        }
+        if (d == IN && l->kind == KIND_DIST && sniff_acceptor(l, h->buf + h->len, (size_t)k))
+            l->names_changed = 1;
+        h->len += (size_t)k;
+        if ((size_t)k < want)
+            return;
+    }
+}
+
+/* How many bytes d's pump may read now: a chunk, or what is left of a
+ * one-way block's grace. */
+static size_t dir_read_room(const plink *l, enum dir d)
+{
+    const half *h = &l->h[d];
+    size_t room = RELAY_CHUNK, grace = l->px->x->hold.grace_bytes;
+    if (h->hs == HS_GRACE && grace - h->grace_bytes < room)
+        room = grace - h->grace_bytes;
+    return room;
+}
+
+/* GRACE: k more bytes go through.  The first starts the grace's clock. */
+static void dir_grace_used(plink *l, enum dir d, size_t k)
+{
+    half *h = &l->h[d];
+    if (h->t_first < 0) {
+        h->t_first = loop_now_ms();
+        if (dir_timer(l, d, h->t_first + l->px->x->hold.grace_ms) < 0)
+            h->grace_bytes = l->px->x->hold.grace_bytes;   /* no timer: stall after these */
+    }
+    h->grace_bytes += k;
+}
+
 /* Move bytes from d's source to its sink through one shared scratch
  * buffer; only what the sink does not take at once is kept, as d's pending
  * bytes.  Stops at EAGAIN, at a short read, when the sink is full, after a
- * budget (fairness), or when the node's handshake named someone new (the
- * rules may now hold d: the chunk that said so is kept back if they do). */
+ * budget (fairness), when a grace is used up, or when the node's handshake
+ * named someone new (the rules may now hold d: the chunk that said so is
+ * kept back if they do).  A held direction only takes what must wait. */
 static void dir_pump(plink *l, enum dir d)
 {
     static uint8_t scratch[RELAY_CHUNK];
     half *h = &l->h[d];
     int src = l->fd[dir_src(d)], sink = l->fd[dir_sink(d)];
-    for (size_t budget = PUMP_BUDGET; budget > 0 && dir_reads(h);) {
-        ssize_t k = read(src, scratch, sizeof scratch);
+    if (h->hs == HS_HELD || h->hs == HS_STALLED) {
+        if (dir_reads(l, d))
+            dir_take_held(l, d);
+        return;
+    }
+    for (size_t budget = PUMP_BUDGET; budget > 0 && dir_reads(l, d);) {
+        size_t want = dir_read_room(l, d);
+        if (!want) {
+            dir_stall(l, d);   /* a grace of 0 bytes */
+            return;
+        }
+        ssize_t k = read(src, scratch, want);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0 && errno == EAGAIN)
@@ -402,10 +750,13 @@ static void dir_pump(plink *l, enum dir d)
             dir_src_ended(l, d);
             return;
         }
+        if (h->hs == HS_GRACE)
+            dir_grace_used(l, d, (size_t)k);
         if (d == IN && l->kind == KIND_DIST && sniff_acceptor(l, scratch, (size_t)k)) {
             l->names_changed = 1;
             link_eval(l);
-            if (h->held) {
+            if (dir_blocked(h)) {
+                dir_note_first(h);
                 dir_keep(l, d, scratch, (size_t)k);
                 return;
             }
@@ -429,7 +780,11 @@ static void dir_pump(plink *l, enum dir d)
             dir_keep(l, d, scratch + sent, (size_t)k - sent);
             return;
         }
-        if ((size_t)k < sizeof scratch || l->names_changed)
+        if (h->hs == HS_GRACE && h->grace_bytes >= l->px->x->hold.grace_bytes) {
+            dir_stall(l, d);
+            return;
+        }
+        if ((size_t)k < want || l->names_changed)
             return;   /* a short read: the socket is most likely empty */
         budget = budget > (size_t)k ? budget - (size_t)k : 0;
     }
@@ -438,13 +793,13 @@ static void dir_pump(plink *l, enum dir d)
 /* What fd[s] should be polled for, from the two directions that use it. */
 static short side_events(const plink *l, enum side s)
 {
-    const half *from = &l->h[dir_from(s)], *into = &l->h[dir_into(s)];
+    const half *into = &l->h[dir_into(s)];
     short ev = 0;
-    if (dir_reads(from))
+    if (dir_reads(l, dir_from(s)))
         ev |= POLLIN;
-    else if (dir_watches(from))
+    else if (dir_watches(l, dir_from(s)))
         ev |= POLLRDHUP;
-    if (!into->held && dir_pending(into))
+    if (!dir_blocked(into) && dir_pending(into))
         ev |= POLLOUT;
     return ev;
 }
@@ -489,7 +844,7 @@ static int link_settle(plink *l)
     const char *why = "both sides closed";
     if (l->h[OUT].st == DIR_SINK_DEAD || l->h[IN].st == DIR_SINK_DEAD)
         why = "connection reset";
-    else if (l->h[OUT].held || l->h[IN].held)
+    else if (dir_blocked(&l->h[OUT]) || dir_blocked(&l->h[IN]))
         why = "both sides closed while held";
     link_close(l, l->closed_by ? l->closed_by : "daemon", why, 0);
     return -1;
@@ -500,8 +855,10 @@ static int link_settle(plink *l)
 /* Reach the node's real port.  -1 if l was closed (freed). */
 static int start_connect(plink *l)
 {
-    int fd = l->kind == KIND_APP ? sock_connect_addr((struct sockaddr *)&l->dest, l->destlen)
-                                 : sock_connect_loopback(l->target_port);
+    const hold_params *hp = &l->px->x->hold;
+    int fd = l->kind == KIND_APP
+                 ? sock_connect_addr((struct sockaddr *)&l->dest, l->destlen, hp->rcvbuf, hp->mss)
+                 : sock_connect_loopback(l->target_port, hp->rcvbuf, hp->mss);
     if (fd < 0) {
         log_msg(LOG_ERR, "link %lu: cannot connect to %s on port %d: %s", l->id, l->target,
                 l->target_port, strerror(errno));
@@ -519,6 +876,36 @@ static int start_connect(plink *l)
     if (link_deadline(l, CONNECT_TIMEOUT_MS) < 0) {
         link_close(l, "daemon", "out of memory", 0);
         return -1;
+    }
+    link_update(l);
+    return 0;
+}
+
+/* In LINK_PENDING, after link_eval: connect once the attempt flows (at
+ * once, or at the SYN retry that comes after the block lifted); under
+ * MODE hold an attempt still blocked at its last SYN retry fails (the
+ * deadline), and one whose block lifted after it fails now.  -1 if l was
+ * closed (freed). */
+static int link_pending_apply(plink *l)
+{
+    epx *x = l->px->x;
+    half *h = &l->h[OUT];
+    if (l->gave_up) {
+        link_close(l, "daemon", "connection attempt timed out (SYN retries spent)", 1);
+        return -1;
+    }
+    if (h->hs == HS_FLOW) {
+        link_deadline(l, 0);
+        return start_connect(l);
+    }
+    if (h->hs == HS_HELD && x->mode == EPXD_MODE_HOLD) {
+        if (!l->deadline) {
+            loop *lp = x->loop;
+            l->deadline = loop_timer_at(lp, hold_syn_give_up(&x->hold, l->since_ms),
+                                        link_deadline_fired, l);
+        }
+    } else {
+        link_deadline(l, 0);   /* waiting for its SYN retry, or frozen */
     }
     link_update(l);
     return 0;
@@ -543,10 +930,7 @@ static int link_apply_rules(plink *l)
     case LINK_CONNECTING:
         return 0;   /* the first frame goes (or waits) once connected */
     case LINK_PENDING:
-        if (!l->h[OUT].held)
-            return start_connect(l);
-        link_update(l);
-        return 0;
+        return link_pending_apply(l);
     case LINK_HANDSHAKE:
     case LINK_UP:
         break;
@@ -682,7 +1066,7 @@ static void link_event(void *ctx, int fd, short rev)
     /* write first (makes room), then read and pass on at once */
     if (rev & (POLLOUT | POLLERR | POLLHUP))
         dir_flush(l, dir_into(s));
-    if (dir_watches(&l->h[from])) {
+    if (dir_watches(l, from)) {
         if (rev & (POLLRDHUP | POLLHUP | POLLERR))
             dir_src_hung(l, from);
     } else if (rev & (POLLIN | POLLERR | POLLHUP)) {
@@ -724,6 +1108,7 @@ static void listener_event(void *ctx, int lfd, short rev)
         l->fd[INI] = fd;
         l->fd[NODE] = -1;
         l->state = LINK_NAME;
+        l->h[OUT].t_first = l->h[IN].t_first = -1;
         l->target_port = n->port;
         snprintf(l->target, sizeof l->target, "%s", n->name);
         snprintf(l->to, sizeof l->to, "%s", n->full[0] ? n->full : n->name);
@@ -780,6 +1165,7 @@ void proxy_app_link(proxy *p, int fd, const char *from, const char *to,
         return;
     }
     l->kind = KIND_APP;
+    l->h[OUT].t_first = l->h[IN].t_first = -1;
     l->fd[INI] = fd;
     l->fd[NODE] = -1;
     l->target_port = port;
@@ -806,6 +1192,11 @@ int proxy_node_up(proxy *p, reg_node *n)
         log_msg(LOG_ERR, "proxy listener for %s: %s", n->name, err);
         return -1;
     }
+    /* a small window and an Ethernet MSS, as a node on a network sees: a
+     * cut sender fills its own (MSS-sized) socket buffer, not megabytes of
+     * ours or of loopback's 64 KiB segments (doc/hold-model.md,
+     * busy_dist_port) */
+    sock_shape(fd, p->x->hold.rcvbuf, p->x->hold.mss);
     n->proxy = p;
     if (loop_add(p->x->loop, fd, POLLIN, listener_event, n) < 0) {
         close(fd);
@@ -834,7 +1225,7 @@ static const char *link_state_name(const plink *l)
 {
     if (l->h[OUT].st != DIR_OPEN || l->h[IN].st != DIR_OPEN)
         return "closed";   /* a side has ended: the link is on its way out */
-    if (l->state == LINK_PENDING || l->h[OUT].held || l->h[IN].held)
+    if (l->state == LINK_PENDING || dir_blocked(&l->h[OUT]) || dir_blocked(&l->h[IN]))
         return "held";
     return l->state == LINK_UP ? "up" : "handshake";
 }
@@ -863,9 +1254,19 @@ void proxy_links_json(proxy *p, sbuf *out)
             sbuf_printf(out, ",\"kind\":\"app\",\"port\":%d", l->target_port);
         else
             sbuf_addstr(out, ",\"kind\":\"dist\"");
+        int held = (l->h[OUT].hs == HS_HELD) | (l->h[IN].hs == HS_HELD) << 1;
+        for (int d = OUT; d <= IN; d++) {
+            const half *h = &l->h[d];
+            const char *dn = d == OUT ? "out" : "in";
+            sbuf_printf(out, ",\"%s_state\":\"%s\"", dn, hs_name[h->hs]);
+            if (h->hs == HS_RELEASING && h->timer)
+                sbuf_printf(out, ",\"%s_release_at\":%lld,\"%s_release_in_ms\":%lld", dn,
+                            loop_timer_when(h->timer) - p->x->ev.t0_ms, dn,
+                            loop_timer_when(h->timer) - now);
+        }
         sbuf_printf(out, ",\"state\":\"%s\",\"held\":\"%s\",\"bytes_out\":%llu,"
                          "\"bytes_in\":%llu,\"since\":%lld,\"age_ms\":%lld}",
-                    link_state_name(l), held_names[l->h[OUT].held | l->h[IN].held << 1],
+                    link_state_name(l), held_names[held],
                     (unsigned long long)l->h[OUT].bytes, (unsigned long long)l->h[IN].bytes,
                     l->since_ms - p->x->ev.t0_ms, now - l->since_ms);
     }

@@ -86,17 +86,23 @@ int sock_fd_limit(void)
     return (int)rl.rlim_cur;
 }
 
-int sock_connect_loopback(int port)
+int sock_connect_loopback(int port, int rcvbuf, int mss)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((unsigned short)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+    return sock_connect_addr((struct sockaddr *)&sa, sizeof sa, rcvbuf, mss);
+}
+
+int sock_connect_addr(const struct sockaddr *sa, socklen_t len, int rcvbuf, int mss)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    sock_shape(fd, rcvbuf, mss);
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         errno = e;
@@ -105,18 +111,12 @@ int sock_connect_loopback(int port)
     return fd;
 }
 
-int sock_connect_addr(const struct sockaddr *sa, socklen_t len)
+void sock_shape(int fd, int rcvbuf, int mss)
 {
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (mss > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
 }
 
 int sock_error(int fd)

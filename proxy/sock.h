@@ -17,12 +17,17 @@ int sock_accept(int lfd);
 int sock_accept_starved(int err);
 /* The soft RLIMIT_NOFILE (at most INT_MAX). */
 int sock_fd_limit(void);
-/* Start a non-blocking connect to 127.0.0.1:port.  Returns the fd (the
- * connect may still be in progress: wait for POLLOUT, then sock_error), or
- * -1 with errno. */
-int sock_connect_loopback(int port);
+/* Start a non-blocking connect to 127.0.0.1:port, shaped first by
+ * sock_shape(fd, rcvbuf, mss) (before the window and MSS are agreed).
+ * Returns the fd (the connect may still be in progress: wait for POLLOUT,
+ * then sock_error), or -1 with errno. */
+int sock_connect_loopback(int port, int rcvbuf, int mss);
 /* The same to any address (non-blocking, close-on-exec). */
-int sock_connect_addr(const struct sockaddr *sa, socklen_t len);
+int sock_connect_addr(const struct sockaddr *sa, socklen_t len, int rcvbuf, int mss);
+/* Set SO_RCVBUF (rcvbuf > 0; the kernel doubles it) and the MSS the socket
+ * announces (TCP_MAXSEG, mss > 0); a listener's pass to the sockets it
+ * accepts.  Best effort. */
+void sock_shape(int fd, int rcvbuf, int mss);
 /* The pending error of a socket (SO_ERROR), 0 if none. */
 int sock_error(int fd);
 /* Turn Nagle off. */

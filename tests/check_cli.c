@@ -805,7 +805,9 @@ START_TEST(test_view_wrap)
     /* 0 columns: never broken */
     sbuf_reset(&b);
     view_wrap(&b, cmd, 0, "  ", " \\");
-    ck_assert_int_eq(strcmp(sbuf_str(&b), cmd), '\n');
+    size_t cl = strlen(cmd);
+    ck_assert_msg(!strncmp(sbuf_str(&b), cmd, cl) && !strcmp(sbuf_str(&b) + cl, "\n"),
+                  "broken at 0 columns: %s", sbuf_str(&b));
     sbuf_free(&b);
 }
 END_TEST
