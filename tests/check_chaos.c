@@ -15,12 +15,17 @@
  *                            see exactly that; majorities-ring: every node sees
  *                            a majority and no two the same; same seed, same reply
  *   nemesis_schedule_replays START ... SEED 9 FOR 2s twice: the same sequence of
- *                            partitions, each step an event; ends healed */
+ *                            partitions, each step an event; ends healed
+ *   nemesis_seven            7 nodes: halves gives n1..n3 | n4..n7, and the nodes see
+ *                            it; majorities-ring: a majority each, no two alike
+ *   config_file              --config FILE runs its lines before READY; a bad line
+ *                            stops the start with exit 2, naming the line */
 #include <check.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "epx_fixture.h"
 #include "testutil.h"
@@ -302,6 +307,77 @@ START_TEST(nemesis_schedule_replays)
 }
 END_TEST
 
+static void setup7(void) { start(7, EPX_MODE_HOLD); }
+
+START_TEST(nemesis_seven)
+{
+    static char a[65536];
+    shape("halves SEED 1", a, sizeof a);
+    ck_assert_msg(strstr(a, "\"islands\":[[\"n1\",\"n2\",\"n3\"],[\"n4\",\"n5\",\"n6\",\"n7\"]]"),
+                  "%s", a);
+    ck_assert_int_eq(epx_fixture_await_partition(C, WAIT_MS), 0);
+    ck_assert_int_eq(epx_fixture_sees(C, node(3), node(4)), 0);
+    ck_assert_int_eq(epx_fixture_sees(C, node(4), node(7)), 1);
+    ctl("HEAL");
+    ck_assert_int_eq(epx_fixture_connect_all(C), 0);
+    ck_assert_int_eq(epx_fixture_await_connected(C, WAIT_MS), 0);
+    shape("majorities-ring SEED 11", a, sizeof a);
+    ck_assert_int_eq(epx_fixture_await_partition(C, WAIT_MS), 0);
+    unsigned char seen[49];
+    ck_assert_int_eq(epx_fixture_visibility(C, seen, sizeof seen), 0);
+    unsigned rows[7];
+    for (int i = 0; i < 7; i++) {
+        int count = 1;
+        rows[i] = 1u << i;
+        for (int j = 0; j < 7; j++)
+            if (seen[i * 7 + j]) {
+                count++;
+                rows[i] |= 1u << j;
+            }
+        ck_assert_msg(count >= 4, "n%d sees %d of 7, no majority", i + 1, count);
+    }
+    for (int i = 0; i < 7; i++)
+        for (int j = i + 1; j < 7; j++)
+            ck_assert_msg(rows[i] != rows[j], "n%d and n%d see the same majority", i + 1, j + 1);
+}
+END_TEST
+
+START_TEST(config_file)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/epx-chaos-config.%d", (int)getpid());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("# faults declared up front\nMODE reset\n\nDELAY a b 20ms\nCUT c d FOR 1h\n", f);
+    fclose(f);
+    const char *extra[] = { "--config", path, NULL };
+    tu_daemon d;
+    ck_assert_int_eq(tu_daemon_start(&d, extra), 0);
+    char out[4096];
+    ck_assert_int_eq(tu_ctl(d.control_port, "MODE", out, sizeof out), 0);
+    ck_assert_str_eq(out, "OK reset");
+    ck_assert_int_eq(tu_ctl(d.control_port, "FAULTS", out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "{\"from\":\"a\",\"to\":\"b\",\"delay_ms\":20"));
+    ck_assert_ptr_nonnull(strstr(out, "\"command\":\"CUT c d FOR 1h\""));
+    tu_daemon_stop(&d);
+    /* a refused line: exit 2 before READY, and nothing listens */
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("DELAY a b 20ms\nDELAY a b 20\n", f);
+    fclose(f);
+    memset(&d, 0, sizeof d);
+    ck_assert_int_ne(tu_daemon_start(&d, extra), 0);
+    /* its stderr names the file, the line and the daemon's error */
+    FILE *log = fopen(d.log, "r");
+    ck_assert_ptr_nonnull(log);
+    size_t n = fread(out, 1, sizeof out - 1, log);
+    out[n] = 0;
+    fclose(log);
+    ck_assert_msg(strstr(out, ":2: DELAY a b 20: ERR DELAY:"), "stderr: %s", out);
+    unlink(path);
+}
+END_TEST
+
 Suite *chaos_suite(void)
 {
     Suite *s = suite_create("chaos");
@@ -318,6 +394,8 @@ Suite *chaos_suite(void)
         { "flap_pattern", flap_pattern, setup2, teardown },
         { "nemesis_shapes", nemesis_shapes, setup5, teardown },
         { "nemesis_schedule_replays", nemesis_schedule_replays, setup5, teardown },
+        { "nemesis_seven", nemesis_seven, setup7, teardown },
+        { "config_file", config_file, NULL, NULL },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
