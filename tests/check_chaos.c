@@ -151,9 +151,8 @@ END_TEST
 START_TEST(cut_for_heals)
 {
     char cmd[256], out[256];
-    snprintf(cmd, sizeof cmd, "CUT %s %s FOR 2s", node(1), node(2));
     long long t0 = tu_now_ms();
-    ck_assert_str_eq(ctl(cmd), "OK");
+    ck_assert_int_eq(epx_fixture_cut_for(C, "n1 n2", 2000), 0);   /* libepx's CUT ... FOR */
     ck_assert_int_eq(epx_fixture_await_partition(C, WAIT_MS), 0);
     ck_assert_int_eq(epx_fixture_sees(C, node(1), node(2)), 0);
     ck_assert(TU_WAIT_UNTIL(!strcmp(ctl("RULES"), "OK []"), WAIT_MS));
@@ -181,9 +180,7 @@ START_TEST(flap_pattern)
              "spawn(fun P() -> net_adm:ping('%s'), timer:sleep(100), P() end), ok end",
              node(2), node(2), node(2));
     eval_ok(1, expr, out, sizeof out);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "FLAP %s %s UP 1500ms DOWN 1500ms FOR 7s", node(1), node(2));
-    ck_assert_str_eq(ctl(cmd), "OK {\"flap\":1}");
+    ck_assert_int_eq(epx_fixture_flap(C, "n1 n2", 1500, 1500, 7000), 0);
     ck_assert_ptr_nonnull(strstr(ctl("FAULTS"), "\"state\":\"down\""));
     /* the flap ends fixed; the pinger brings n2 back */
     ck_assert(TU_WAIT_UNTIL(strstr(ctl("FAULTS"), "\"flaps\":[]") != NULL, 20000));
@@ -229,7 +226,7 @@ static void shape(const char *args, char *out, size_t outlen)
 START_TEST(nemesis_shapes)
 {
     static char a[65536], b[65536];
-    shape("halves SEED 1", a, sizeof a);
+    ck_assert_int_eq(epx_fixture_nemesis(C, "halves", 1, 0, a, sizeof a), 0);
     ck_assert_msg(strstr(a, "\"islands\":[[\"n1\",\"n2\"],[\"n3\",\"n4\",\"n5\"]]"), "%s", a);
     ck_assert_int_eq(epx_fixture_await_partition(C, WAIT_MS), 0);
     ck_assert_int_eq(epx_fixture_sees(C, node(1), node(2)), 1);
@@ -297,7 +294,7 @@ START_TEST(nemesis_schedule_replays)
     ck_assert_int_ge(n1, 3);
     ck_assert_ptr_nonnull(strstr(ctl("EVENTS"), "\"type\":\"nemesis_heal\""));
     ck_assert_ptr_nonnull(strstr(buf, "\"type\":\"nemesis_end\""));
-    ctl("NEMESIS START random-halves EVERY 500ms HEAL 250ms SEED 9 FOR 2s");
+    ck_assert_int_eq(epx_fixture_nemesis_start(C, "random-halves", 500, 250, 9, 2000), 0);
     ck_assert(TU_WAIT_UNTIL(strstr(ctl("FAULTS"), "\"nemesis\":null") != NULL, WAIT_MS));
     int n2 = partitions(second, sizeof second);
     ck_assert_int_eq(n2, 2 * n1);
