@@ -164,7 +164,6 @@ typedef struct plink {
     enum link_kind kind;
     struct sockaddr_storage dest;   /* KIND_APP: where the member connected to */
     socklen_t destlen;
-    unsigned long faults_seen;  /* x->faults.changes when last looked up */
     fault_params reset;         /* RESET AFTER that applies to the link (either way) */
     long long reset_from_ms;    /* ... counted from here */
     uint64_t reset_base;        /* ... and from this many bytes relayed */
@@ -508,7 +507,6 @@ static void link_apply_faults(plink *l)
     fault_params fp[2];
     faults_lookup(&x->faults, l->from, l->to, &fp[OUT]);
     faults_lookup(&x->faults, l->to, l->from, &fp[IN]);
-    l->faults_seen = x->faults.changes;
     for (int d = OUT; d <= IN; d++) {
         half *h = &l->h[d];
         if (!h->sh.rng)

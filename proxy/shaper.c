@@ -2,8 +2,26 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "nemesis.h"
+
+/* The delay line's bytes live in their own mapping, not in the heap: a
+ * burst of megabytes on a slow link is given back to the system when the
+ * line empties, instead of staying in the daemon's heap (make soak checks
+ * the daemon's RSS).  NULL if out of memory. */
+static uint8_t *line_resize(uint8_t *old, size_t oldcap, size_t cap)
+{
+    void *p = old ? mremap(old, oldcap, cap, MREMAP_MAYMOVE)
+                  : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void line_free(uint8_t *p, size_t cap)
+{
+    if (p)
+        munmap(p, cap);
+}
 
 void shaper_init(shaper *s, uint64_t seed)
 {
@@ -13,12 +31,12 @@ void shaper_init(shaper *s, uint64_t seed)
 
 void shaper_free(shaper *s)
 {
-    free(s->buf);
+    line_free(s->buf, s->cap);
     free(s->ch);
     s->buf = NULL;
     s->ch = NULL;
     s->off = s->len = s->cap = 0;
-    s->chead = s->nch = 0;
+    s->chead = s->nch = s->chcap = 0;
 }
 
 static int has(const shaper *s, fault_kind k)
@@ -56,7 +74,7 @@ void shaper_set(shaper *s, const fault_params *p, long long now)
         s->tokens = burst(s);
     long long cap = now + (has(s, FAULT_DELAY) ? (long long)s->p.delay_ms + s->p.jitter_ms : 0);
     for (size_t i = 0; i < s->nch; i++) {
-        shaper_chunk *c = &s->ch[(s->chead + i) % SHAPER_MAX_CHUNKS];
+        shaper_chunk *c = &s->ch[(s->chead + i) % s->chcap];
         if (c->due_ms > cap)
             c->due_ms = cap;   /* still non-decreasing: min with a constant */
     }
@@ -100,7 +118,28 @@ size_t shaper_room(const shaper *s)
 
 static shaper_chunk *tail(shaper *s)
 {
-    return s->nch ? &s->ch[(s->chead + s->nch - 1) % SHAPER_MAX_CHUNKS] : NULL;
+    return s->nch ? &s->ch[(s->chead + s->nch - 1) % s->chcap] : NULL;
+}
+
+/* Room for one more chunk: the ring doubles (unwrapped) up to
+ * SHAPER_MAX_CHUNKS.  0, or -1 if out of memory. */
+static int ring_room(shaper *s)
+{
+    if (s->nch < s->chcap)
+        return 0;
+    size_t cap = s->chcap ? s->chcap * 2 : 16;
+    if (cap > SHAPER_MAX_CHUNKS)
+        cap = SHAPER_MAX_CHUNKS;
+    shaper_chunk *n = malloc(cap * sizeof *n);
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < s->nch; i++)
+        n[i] = s->ch[(s->chead + i) % s->chcap];
+    free(s->ch);
+    s->ch = n;
+    s->chcap = cap;
+    s->chead = 0;
+    return 0;
 }
 
 int shaper_accept(shaper *s, const uint8_t *p, size_t n, long long now)
@@ -108,8 +147,6 @@ int shaper_accept(shaper *s, const uint8_t *p, size_t n, long long now)
     if (n == 0)
         return 0;
     if (n > shaper_room(s))
-        return -1;
-    if (!s->ch && !(s->ch = malloc(SHAPER_MAX_CHUNKS * sizeof *s->ch)))
         return -1;
     if (s->len + n > s->cap) {
         if (s->off) {   /* slide the held bytes to the front first */
@@ -121,7 +158,7 @@ int shaper_accept(shaper *s, const uint8_t *p, size_t n, long long now)
             size_t cap = s->cap ? s->cap : 16384;
             while (cap < s->len + n)
                 cap *= 2;
-            uint8_t *b = realloc(s->buf, cap);
+            uint8_t *b = line_resize(s->buf, s->cap, cap);
             if (!b)
                 return -1;
             s->buf = b;
@@ -140,7 +177,9 @@ int shaper_accept(shaper *s, const uint8_t *p, size_t n, long long now)
     if (t && t->due_ms == due && (uint64_t)t->len + n <= UINT32_MAX) {
         t->len += (uint32_t)n;
     } else {
-        shaper_chunk *c = &s->ch[(s->chead + s->nch++) % SHAPER_MAX_CHUNKS];
+        if (ring_room(s) < 0)
+            return -1;   /* nothing taken: buf may have grown, which is harmless */
+        shaper_chunk *c = &s->ch[(s->chead + s->nch++) % s->chcap];
         c->len = (uint32_t)n;
         c->due_ms = due;
     }
@@ -193,12 +232,19 @@ void shaper_sent(shaper *s, size_t n, long long now)
         h->len -= (uint32_t)k;
         n -= k;
         if (!h->len) {
-            s->chead = (s->chead + 1) % SHAPER_MAX_CHUNKS;
+            s->chead = (s->chead + 1) % s->chcap;
             s->nch--;
         }
     }
-    if (s->off == s->len)
-        s->off = s->len = 0;
+    if (s->off == s->len) {
+        /* empty: give the memory back (an idle delay line costs nothing) */
+        line_free(s->buf, s->cap);
+        free(s->ch);
+        s->buf = NULL;
+        s->ch = NULL;
+        s->off = s->len = s->cap = 0;
+        s->chead = s->nch = s->chcap = 0;
+    }
 }
 
 long long shaper_next_ms(shaper *s, long long now)

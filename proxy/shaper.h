@@ -13,7 +13,9 @@
  *  - held == sum of the chunks' lengths == len - off <= the bound;
  *  - due times never decrease along the ring: a chunk is due no earlier
  *    than the one before it, so jitter never reorders bytes;
- *  - tokens <= burst (milli-bytes), refilled at rate per ms. */
+ *  - tokens <= burst (milli-bytes), refilled at rate per ms;
+ *  - an empty delay line holds no memory (buf and ch are freed when the
+ *    last byte leaves): an idle link costs nothing. */
 #ifndef SHAPER_H
 #define SHAPER_H
 
@@ -37,8 +39,8 @@ typedef struct shaper {
     fault_params p;            /* the faults that apply now */
     uint8_t *buf;              /* held bytes: buf[off..len) */
     size_t off, len, cap;
-    shaper_chunk *ch;          /* ring of SHAPER_MAX_CHUNKS, from chead, nch used */
-    size_t chead, nch;
+    shaper_chunk *ch;          /* ring of chcap (<= SHAPER_MAX_CHUNKS), from chead, nch used */
+    size_t chead, nch, chcap;
     long long last_due;        /* due time of the newest chunk */
     uint64_t tokens;           /* token bucket, milli-bytes */
     long long tok_ms;          /* last refill */

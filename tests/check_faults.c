@@ -8,7 +8,8 @@
  *   table_*            set, merge by kind, CLEAR exact, patterns, the limit,
  *                      timed undo restoring what a timed kind covered
  *   rules_tags         a timed CUT's pairs go, lasting pairs stay
- *   shaper_delay       bytes come out no earlier than their delay, in order
+ *   shaper_delay       bytes come out no earlier than their delay, in order; an
+ *                      empty delay line holds no memory
  *   shaper_jitter      jitter spreads due times but never reorders bytes
  *   shaper_rate        a rate cap releases about rate bytes per second
  *   shaper_slice       slices of at most N bytes, gap apart
@@ -378,6 +379,8 @@ START_TEST(shaper_delay)
     ck_assert_int_eq(memcmp(out, "hello world", 11), 0);
     ck_assert_int_eq(shaper_next_ms(&s, 1060), -1);
     ck_assert_uint_eq(shaper_held(&s), 0);
+    ck_assert_ptr_null(s.buf);   /* an empty delay line holds no memory */
+    ck_assert_ptr_null(s.ch);
     /* no faults and nothing held: the relay may pass bytes straight on */
     fault_params none = { 0 };
     shaper_set(&s, &none, 1100);
