@@ -72,7 +72,8 @@ void shaper_set(shaper *s, const fault_params *p, long long now)
         s->tokens = burst(s);   /* a new cap starts with a full bucket */
     if (s->tokens > burst(s))
         s->tokens = burst(s);
-    long long cap = now + (has(s, FAULT_DELAY) ? (long long)s->p.delay_ms + s->p.jitter_ms : 0);
+    long long cap = now + (has(s, FAULT_DELAY) && (s->p.delay_ms || s->p.jitter_ms)
+                               ? (long long)s->p.delay_ms + s->p.jitter_ms + 1 : 0);
     for (size_t i = 0; i < s->nch; i++) {
         shaper_chunk *c = &s->ch[(s->chead + i) % s->chcap];
         if (c->due_ms > cap)
@@ -166,8 +167,10 @@ int shaper_accept(shaper *s, const uint8_t *p, size_t n, long long now)
         }
     }
     long long due = now;
-    if (has(s, FAULT_DELAY)) {
-        due += s->p.delay_ms;
+    if (has(s, FAULT_DELAY) && (s->p.delay_ms || s->p.jitter_ms)) {
+        /* now is whole ms rounded down: one more, so that no byte is ever
+         * early (a round trip under DELAY 50ms both ways is >= 100 ms) */
+        due += (long long)s->p.delay_ms + 1;
         if (s->p.jitter_ms)
             due += (long long)(nemesis_rand(&s->rng) % ((uint64_t)s->p.jitter_ms + 1));
     }

@@ -64,7 +64,9 @@ size_t shaper_held(const shaper *s);
 /* How many more bytes it takes now (0: stop reading the source). */
 size_t shaper_room(const shaper *s);
 
-/* Take n bytes that arrived at now (n <= shaper_room).  0, or -1 if out of
+/* Take n bytes that arrived at now (n <= shaper_room).  With DELAY they
+ * are due at now + delay + 1 (+ jitter): now is whole milliseconds rounded
+ * down, and a byte must never leave early.  0, or -1 if out of
  * memory (nothing taken). */
 int shaper_accept(shaper *s, const uint8_t *p, size_t n, long long now);
 /* The bytes that may be written at now: *p and the count (0: none yet). */
