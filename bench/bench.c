@@ -777,8 +777,9 @@ static void sec_links(void)
 
 /* ---- cluster start ---------------------------------------------------- */
 
-/* What sec_faults measured, for the report. */
+/* What sec_faults measured, for the report, and how many samples. */
 static char faults_report[1024];
+static int faults_measured;
 
 static int cmp_ll(const void *a, const void *b)
 {
@@ -804,24 +805,24 @@ static void sec_faults(void)
         say("  the cluster did not start: %s\n", epx_fixture_last_error());
         return;
     }
-    char out[OUT_MAX], base[128] = "?", delayed[128] = "?", rate[128] = "?";
+    char out[OUT_MAX], rtt[512], base[128] = "?", delayed[128] = "?", rate[128] = "?";
     long long v[64];
     int n = 0;
-    const char *rtt = "element(1, timer:tc(fun() -> erpc:call('%s', erlang, node, []) end))";
+    snprintf(rtt, sizeof rtt,
+             "element(1, timer:tc(fun() -> erpc:call('%s', erlang, node, []) end))",
+             epx_fixture_node(c, 2));
     for (int k = 0; k < 21; k++)
-        if (epx_fixture_eval(c, epx_fixture_node(c, 1),
-                             (snprintf(out, sizeof out, rtt, epx_fixture_node(c, 2)), out), out,
-                             sizeof out) == 0)
+        if (epx_fixture_eval(c, epx_fixture_node(c, 1), rtt, out, sizeof out) == 0)
             v[n++] = strtoll(out, NULL, 10);
+    faults_measured += n;
     if (n)
         mmm(v, n, 1000.0, "ms", base, sizeof base);
     n = 0;
     if (epx_fixture_delay(c, "bf1 bf2", 50, 0, 0) == 0)
         for (int k = 0; k < 21; k++)
-            if (epx_fixture_eval(c, epx_fixture_node(c, 1),
-                                 (snprintf(out, sizeof out, rtt, epx_fixture_node(c, 2)), out),
-                                 out, sizeof out) == 0)
+            if (epx_fixture_eval(c, epx_fixture_node(c, 1), rtt, out, sizeof out) == 0)
                 v[n++] = strtoll(out, NULL, 10);
+    faults_measured += n;
     if (n)
         mmm(v, n, 1000.0, "ms", delayed, sizeof delayed);
     n = 0;
@@ -836,6 +837,7 @@ static void sec_faults(void)
             if (epx_fixture_eval(c, epx_fixture_node(c, 1), expr, out, sizeof out) == 0)
                 v[n++] = strtoll(out, NULL, 10);
         }
+    faults_measured += n;
     if (n)
         mmm(v, n, 1e6, "s", rate, sizeof rate);
     snprintf(faults_report, sizeof faults_report,
@@ -1114,7 +1116,7 @@ int main(int argc, char **argv)
 
     static bu_row rows[128];
     int nrows = build_rows(rows);
-    int samples = 0;
+    int samples = faults_measured;
     for (int i = 0; i < nrows; i++)
         samples += rows[i].proxied ? rows[i].proxied->n : 0;
     static char table[32768];
