@@ -356,7 +356,9 @@ void bu_epmd_stop(bu_epmd *e)
 
 /* ---- /proc ----------------------------------------------------------- */
 
-double bu_proc_cpu_s(pid_t pid)
+/* utime + stime (+ cutime + cstime with children) of pid in seconds, -1 on
+ * error. */
+static double proc_cpu(pid_t pid, int children)
 {
     char path[64], buf[2048];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -371,22 +373,30 @@ double bu_proc_cpu_s(pid_t pid)
     if (!p)
         return -1;
     p++;
-    /* fields after the name: 3 state, 4 ppid, ... 14 utime, 15 stime */
-    unsigned long long ut = 0, st = 0;
-    int field = 2;
-    for (char *save = NULL, *t = strtok_r(p, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+    /* fields after the name: 3 state, 4 ppid, ... 14 utime, 15 stime,
+     * 16 cutime, 17 cstime (the reaped children's) */
+    unsigned long long sum = 0;
+    int field = 2, last = children ? 17 : 15;
+    for (char *save = NULL, *t = strtok_r(p, " ", &save); t && field < last;
+         t = strtok_r(NULL, " ", &save)) {
         field++;
-        if (field == 14)
-            ut = strtoull(t, NULL, 10);
-        else if (field == 15) {
-            st = strtoull(t, NULL, 10);
-            break;
-        }
+        if (field >= 14)
+            sum += strtoull(t, NULL, 10);
     }
-    if (field != 15)
+    if (field < last)
         return -1;
     long hz = sysconf(_SC_CLK_TCK);
-    return (double)(ut + st) / (double)(hz > 0 ? hz : 100);
+    return (double)sum / (double)(hz > 0 ? hz : 100);
+}
+
+double bu_proc_cpu_s(pid_t pid)
+{
+    return proc_cpu(pid, 0);
+}
+
+double bu_proc_cpu_all_s(pid_t pid)
+{
+    return proc_cpu(pid, 1);
 }
 
 long bu_proc_status_kib(pid_t pid, const char *field)

@@ -61,6 +61,8 @@ void bu_epmd_stop(bu_epmd *e);
 
 /* utime + stime of pid in seconds, -1 on error. */
 double bu_proc_cpu_s(pid_t pid);
+/* The same plus its reaped children's (socat forks per connection). */
+double bu_proc_cpu_all_s(pid_t pid);
 /* A "Vm...:" field of /proc/pid/status in KiB ("VmRSS", "VmHWM"), -1. */
 long bu_proc_status_kib(pid_t pid, const char *field);
 /* Open fds of pid, -1 on error. */

@@ -387,30 +387,6 @@ static void minrelay_main(int lfd, int sink_port, size_t chunk, int use_splice)
 
 /* ---- processes --------------------------------------------------------- */
 
-/* utime+stime+cutime+cstime of pid in seconds (socat does the work in
- * children it reaps), -1 on error. */
-static double proc_cpu_all_s(pid_t pid)
-{
-    char path[64], line[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[n] = 0;
-    char *p = strrchr(line, ')');
-    if (!p)
-        return -1;
-    unsigned long long ut = 0, st = 0;
-    long long cut = 0, cst = 0;
-    /* fields after the name: state(3) ... utime(14) stime(15) cutime(16) cstime(17) */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld", &ut,
-               &st, &cut, &cst) != 4)
-        return -1;
-    return (double)(ut + st + (unsigned long long)cut + (unsigned long long)cst) /
-           (double)sysconf(_SC_CLK_TCK);
-}
 
 /* fork a child with PR_SET_PDEATHSIG that runs fn; -1 on failure. */
 static pid_t spawn_fn(void (*fn)(void *), void *arg)
@@ -672,7 +648,7 @@ void raw_relay_stop(raw_relay *h)
 
 double raw_relay_cpu_s(const raw_relay *h)
 {
-    return h->pid > 0 ? proc_cpu_all_s(h->pid) : -1;
+    return h->pid > 0 ? bu_proc_cpu_all_s(h->pid) : -1;
 }
 
 /* Set up the path in front of the sink.  0, or -1. */
@@ -984,9 +960,9 @@ static void measure_app(const raw_config *cfg, const daemon_h *dh, int app_port,
     const char *bulk[] = { "client", "B", port, mib, NULL };
     const char *duplex[] = { "client", "D", port, half, NULL };
     o->rtt = helper_run(cfg, dh, APP_CLIENT, rtt);
-    double c0 = proc_cpu_all_s(dh->pid);
+    double c0 = bu_proc_cpu_all_s(dh->pid);
     o->bulk = helper_run(cfg, dh, APP_CLIENT, bulk);
-    double c1 = proc_cpu_all_s(dh->pid);
+    double c1 = bu_proc_cpu_all_s(dh->pid);
     if (c0 >= 0 && c1 >= 0 && o->bulk > 0)
         o->cpu = (c1 - c0) / (cfg->bulk_mib / 1024.0);
     o->duplex = helper_run(cfg, dh, APP_CLIENT, duplex);
@@ -1007,9 +983,9 @@ static void measure_path(int path, const raw_config *cfg, int sink_port, const d
     }
     pid_t cpu_pid = path == RAW_EPMDPXY ? dh->pid : h.pid;
     o->rtt = measure_rtt(h.port, cfg->rtt_count);
-    double c0 = cpu_pid > 0 ? proc_cpu_all_s(cpu_pid) : -1;
+    double c0 = cpu_pid > 0 ? bu_proc_cpu_all_s(cpu_pid) : -1;
     o->bulk = measure_bulk(h.port, cfg->bulk_mib, buf);
-    double c1 = cpu_pid > 0 ? proc_cpu_all_s(cpu_pid) : -1;
+    double c1 = cpu_pid > 0 ? bu_proc_cpu_all_s(cpu_pid) : -1;
     if (c0 >= 0 && c1 >= 0 && o->bulk > 0)
         o->cpu = (c1 - c0) / (cfg->bulk_mib / 1024.0);
     o->duplex = measure_duplex(h.port, cfg->bulk_mib / 2 > 0 ? cfg->bulk_mib / 2 : 1, buf);

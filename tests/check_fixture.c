@@ -608,6 +608,9 @@ START_TEST(modes)
                      "[n2@localhost,n3@localhost]");
     ck_assert_epx_connected(c, 1);
 
+    ck_assert_epx_ok(epx_fixture_set_mode(c, EPX_MODE_FREEZE));
+    ck_assert_epx_ok(epx_fixture_control(c, "MODE", reply, sizeof reply));
+    ck_assert_str_eq(reply, "OK freeze");
     ck_assert_epx_ok(epx_fixture_set_mode(c, EPX_MODE_RESET));
     ck_assert_epx_ok(epx_fixture_control(c, "MODE", reply, sizeof reply));
     ck_assert_str_eq(reply, "OK reset");
