@@ -7,7 +7,7 @@
  * distribution figure is timed inside a node (bench/epx_bench.erl), so the
  * test's stdio channel to the nodes never counts.
  *
- * Sections (BENCH_ONLY=rpc,bulk,partition,links,start,raw picks some):
+ * Sections (BENCH_ONLY=rpc,bulk,partition,links,start,faults,raw picks some):
  *   rpc        sequential erpc:call round trips, us per call, and the ratio
  *   bulk       1 GiB in 1 MiB binaries to a process on the other node, MiB/s
  *   partition  CUT -> nodedown (hold at net_ticktime 1 and 2, reset), and
@@ -15,6 +15,9 @@
  *   links      32 nodes fully meshed through one daemon: its RSS, its CPU
  *              while only ticks flow, the time to the mesh
  *   start      epx_fixture_start_cluster of 5 and of 16 nodes, to meshed
+ *   faults     link faults: the erpc round trip under DELAY n1 n2 50ms (the
+ *              ideal is 100 ms plus the undelayed round trip) and 5 MB under
+ *              RATE n1 -> n2 1MB/s (the ideal is 5.0 s)
  *   raw        raw TCP without the BEAM: direct, epmdpxy, the shim's app link,
  *              socat, haproxy and minimal relays side by side, and what the
  *              shim adds to a connect() (bench/rawtcp.c)
@@ -774,6 +777,79 @@ static void sec_links(void)
 
 /* ---- cluster start ---------------------------------------------------- */
 
+/* What sec_faults measured, for the report, and how many samples. */
+static char faults_report[1024];
+static int faults_measured;
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median, min and max of n values (sorted in place) into out. */
+static void mmm(long long *v, int n, double scale, const char *unit, char *out, size_t len)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_ll);
+    snprintf(out, len, "%.1f %s (%.1f-%.1f)", v[n / 2] / scale, unit, v[0] / scale,
+             v[n - 1] / scale);
+}
+
+static void sec_faults(void)
+{
+    say("\n== Link faults: DELAY and RATE through epmdpxy, against their ideal\n");
+    epx_options co;
+    cluster_opts(&co, "bf", 2, 120000);
+    epx_cluster *c = epx_fixture_start_cluster(2, &co);
+    if (!c) {
+        say("  the cluster did not start: %s\n", epx_fixture_last_error());
+        return;
+    }
+    char out[OUT_MAX], rtt[512], base[128] = "?", delayed[128] = "?", rate[128] = "?";
+    long long v[64];
+    int n = 0;
+    snprintf(rtt, sizeof rtt,
+             "element(1, timer:tc(fun() -> erpc:call('%s', erlang, node, []) end))",
+             epx_fixture_node(c, 2));
+    for (int k = 0; k < 21; k++)
+        if (epx_fixture_eval(c, epx_fixture_node(c, 1), rtt, out, sizeof out) == 0)
+            v[n++] = strtoll(out, NULL, 10);
+    faults_measured += n;
+    if (n)
+        mmm(v, n, 1000.0, "ms", base, sizeof base);
+    n = 0;
+    if (epx_fixture_delay(c, "bf1 bf2", 50, 0, 0) == 0)
+        for (int k = 0; k < 21; k++)
+            if (epx_fixture_eval(c, epx_fixture_node(c, 1), rtt, out, sizeof out) == 0)
+                v[n++] = strtoll(out, NULL, 10);
+    faults_measured += n;
+    if (n)
+        mmm(v, n, 1000.0, "ms", delayed, sizeof delayed);
+    n = 0;
+    epx_fixture_clear(c, NULL);
+    if (epx_fixture_rate(c, "bf1 -> bf2", 1000000, 0) == 0)
+        for (int k = 0; k < cfg.runs && k < 64; k++) {
+            char expr[512];
+            snprintf(expr, sizeof expr,
+                     "begin B = binary:copy(<<7>>, 5000000), {T, 5000000} = timer:tc(fun() -> "
+                     "erpc:call('%s', erlang, byte_size, [B], 60000) end), T end",
+                     epx_fixture_node(c, 2));
+            if (epx_fixture_eval(c, epx_fixture_node(c, 1), expr, out, sizeof out) == 0)
+                v[n++] = strtoll(out, NULL, 10);
+        }
+    faults_measured += n;
+    if (n)
+        mmm(v, n, 1e6, "s", rate, sizeof rate);
+    snprintf(faults_report, sizeof faults_report,
+             "link faults (median (min-max)):\n"
+             "  erpc round trip, no fault:               %s\n"
+             "  erpc round trip, DELAY bf1 bf2 50ms:     %s   (ideal: 100 ms + the above)\n"
+             "  5 MB call, RATE bf1 -> bf2 1MB/s:        %s   (ideal: 5.0 s)\n",
+             base, delayed, rate);
+    say("%s", faults_report);
+    epx_fixture_stop_cluster(c);
+}
+
 static void sec_start(void)
 {
     say("\n== Cluster start: epx_fixture_start_cluster to meshed\n");
@@ -960,7 +1036,7 @@ static int build_rows(bu_row *rows)
 static void usage(void)
 {
     fprintf(stderr, "usage: epx-bench [--runs N] [--beam-dir DIR] [--out FILE]\n"
-                    "  BENCH_ONLY=rpc,bulk,partition,links,start,raw picks sections\n");
+                    "  BENCH_ONLY=rpc,bulk,partition,links,start,faults,raw picks sections\n");
 }
 
 int main(int argc, char **argv)
@@ -1033,12 +1109,14 @@ int main(int argc, char **argv)
         sec_links();
     if (wanted("start"))
         sec_start();
+    if (wanted("faults"))
+        sec_faults();
     if (wanted("raw"))
         sec_raw();
 
     static bu_row rows[128];
     int nrows = build_rows(rows);
-    int samples = 0;
+    int samples = faults_measured;
     for (int i = 0; i < nrows; i++)
         samples += rows[i].proxied ? rows[i].proxied->n : 0;
     static char table[32768];
@@ -1052,10 +1130,10 @@ int main(int argc, char **argv)
              "%s"
              "runs: %d; each cell: median (min-max) over the runs; the bench took %.0f s; "
              "load average at the end: %.2f %.2f %.2f\n"
-             "%s\n"
+             "%s\n%s"
              "Goals are informative: a shared or slow machine misses them without failing.\n",
              header, cfg.runs, (double)(bu_mono_us() - t_start) / 1e6, la[0], la[1], la[2],
-             table);
+             table, faults_report);
     say("\n==========================================================================\n%s",
         report);
     if (left != 0)

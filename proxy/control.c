@@ -10,9 +10,12 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "chaos.h"
 #include "ctl_parse.h"
+#include "faults.h"
 #include "http.h"
 #include "http_api.h"
+#include "nemesis.h"
 #include "log.h"
 #include "proxy.h"
 #include "sbuf.h"
@@ -111,10 +114,10 @@ static void status_json(epx *x, sbuf *o)
 {
     sbuf_printf(o, "{\"version\":\"%s\",\"pid\":%d,\"epmd_port\":%d,\"control_port\":%d,"
                    "\"mode\":\"%s\",\"nodes\":%d,\"links\":%d,\"rules\":%zu,"
-                   "\"uptime_ms\":%lld}",
+                   "\"faults\":%zu,\"uptime_ms\":%lld}",
                 EPX_VERSION, (int)getpid(), x->epmd_port, x->control_port,
                 epx_mode_name(x->mode), x->reg.nreg,
-                proxy_nlinks(x->proxy), x->rules.n, loop_now_ms() - x->started_ms);
+                proxy_nlinks(x->proxy), x->rules.n, x->faults.n, loop_now_ms() - x->started_ms);
 }
 
 /* Is some registered node called like this (alive part compared)? */
@@ -150,68 +153,270 @@ static void rules_err(sbuf *o, int rc)
         sbuf_addstr(o, "ERR out of memory");
 }
 
+/* Strip a trailing FOR from cl's arguments (len gets the rest) and, if
+ * there was one, arm the command's end under a fresh tag.  0 (no FOR: *t
+ * NULL, *tag 0), 1 (armed), or -1 with the ERR line written. */
+static int timed_prefix(epx *x, sbuf *o, const ctl_line *cl, size_t *len, long long *for_ms,
+                        unsigned long *tag, chaos_timed **t)
+{
+    char err[256];
+    *len = cl->argslen;
+    *for_ms = 0;
+    *tag = 0;
+    *t = NULL;
+    int rc = ctl_strip_for(cl->args, len, for_ms, err, sizeof err);
+    if (rc < 0) {
+        sbuf_printf(o, "ERR %s", err);
+        return -1;
+    }
+    if (rc == 0)
+        return 0;
+    *tag = chaos_tag(x->chaos);
+    char what[256];
+    int wn = snprintf(what, sizeof what, "%s %.*s", ctl_cmd_name(cl->cmd),
+                      (int)(cl->argslen > 200 ? 200 : cl->argslen), cl->args);
+    if (!(*t = chaos_timed_arm(x->chaos, *tag, *for_ms, what, (size_t)wn, err, sizeof err))) {
+        sbuf_printf(o, "ERR %s", err);
+        return -1;
+    }
+    return 1;
+}
+
 /* CUT / FIX / SPLIT: islands or (not SPLIT) one way.  SPLIT replaces every
- * rule with exactly the islands' blocks, in one step. */
+ * rule with exactly the islands' blocks, in one step.  CUT and SPLIT may
+ * end with FOR <duration>: then what they added goes again by itself. */
 static void cmd_cut_fix(epx *x, sbuf *o, const ctl_line *cl, ctl_cmd cmd)
 {
     static rules_spec spec;   /* large; the daemon is single-threaded */
     char err[256];
     int cut = cmd != CTL_FIX;
     const char *verb = ctl_cmd_name(cmd);
-    if (rules_parse_spec(cl->args, cl->argslen, &spec, err, sizeof err) < 0) {
+    size_t len = cl->argslen;
+    long long for_ms = 0;
+    unsigned long tag = 0;
+    chaos_timed *t = NULL;
+    if (cut && timed_prefix(x, o, cl, &len, &for_ms, &tag, &t) < 0)
+        return;
+    if (rules_parse_spec(cl->args, len, &spec, err, sizeof err) < 0) {
         if (strncmp(err, "needs", 5) == 0)
             sbuf_printf(o, "ERR %s %s", verb, err);
         else
             sbuf_printf(o, "ERR %s", err);
+        if (t)
+            chaos_timed_cancel(x->chaos, t);
         return;
     }
     if (cmd == CTL_SPLIT && spec.oneway) {
         sbuf_addstr(o, "ERR SPLIT takes islands, not '->'");
+        if (t)
+            chaos_timed_cancel(x->chaos, t);
         return;
     }
     /* the new set is built aside (SPLIT) or allocated first: a refused
      * command leaves every rule as it was */
+    x->rules.tag = tag;
     int changed = cmd == CTL_SPLIT ? rules_replace(&x->rules, &spec)
                                    : rules_apply(&x->rules, &spec, cut);
+    x->rules.tag = 0;
     if (changed < 0) {
         rules_err(o, changed);
+        if (t)
+            chaos_timed_cancel(x->chaos, t);
         return;
     }
     events_add(&x->ev, loop_now_ms(), cmd == CTL_SPLIT ? "split" : cut ? "cut" : "fix",
-               "\"spec\":%s,\"pairs\":%d",
-               events_qn(cl->args, cl->argslen), changed);
+               "\"spec\":%s,\"pairs\":%d,\"for_ms\":%lld",
+               events_qn(cl->args, len), changed, for_ms);
     log_msg(LOG_INFO, "control: %s %.*s (%d pairs changed)", verb, (int)cl->argslen, cl->args,
             changed);
     proxy_rules_changed(x->proxy);
     ok_names(x, o, spec.names, spec.nnames);
 }
 
-/* ISOLATE name [EXCEPT p1,p2]: name against every node but those. */
+/* ISOLATE name [EXCEPT p1,p2] [FOR d]: name against every node but those. */
 static void cmd_isolate(epx *x, sbuf *o, const ctl_line *cl)
 {
     char name[1][RULES_MAX_NAME + 1];
     char err[256];
     sbuf except = { 0 };
-    if (rules_parse_isolate(cl->args, cl->argslen, name[0], &except, err, sizeof err) < 0) {
+    size_t len;
+    long long for_ms;
+    unsigned long tag;
+    chaos_timed *t;
+    if (timed_prefix(x, o, cl, &len, &for_ms, &tag, &t) < 0)
+        return;
+    if (rules_parse_isolate(cl->args, len, name[0], &except, err, sizeof err) < 0) {
         sbuf_printf(o, "ERR ISOLATE %s", err);
         sbuf_free(&except);
+        if (t)
+            chaos_timed_cancel(x->chaos, t);
         return;
     }
+    x->rules.tag = tag;
     int changed = rules_isolate(&x->rules, name[0], sbuf_str(&except));
+    x->rules.tag = 0;
     if (changed < 0) {
         rules_err(o, changed);
         sbuf_free(&except);
+        if (t)
+            chaos_timed_cancel(x->chaos, t);
         return;
     }
     if (except.len)
-        events_add(&x->ev, loop_now_ms(), "isolate", "\"node\":%s,\"except\":%s",
-                   events_q(name[0]), events_q(sbuf_str(&except)));
+        events_add(&x->ev, loop_now_ms(), "isolate", "\"node\":%s,\"except\":%s,\"for_ms\":%lld",
+                   events_q(name[0]), events_q(sbuf_str(&except)), for_ms);
     else
-        events_add(&x->ev, loop_now_ms(), "isolate", "\"node\":%s", events_q(name[0]));
+        events_add(&x->ev, loop_now_ms(), "isolate", "\"node\":%s,\"for_ms\":%lld",
+                   events_q(name[0]), for_ms);
     log_msg(LOG_INFO, "control: ISOLATE %.*s", (int)cl->argslen, cl->args);
     proxy_rules_changed(x->proxy);
     ok_names(x, o, name, 1);
     sbuf_free(&except);
+}
+
+/* DELAY, RATE, RESET, SLICE, SLOWCLOSE: set a link fault on the spec's
+ * pairs, for good or FOR a while. */
+static void cmd_fault(epx *x, sbuf *o, const ctl_line *cl, fault_kind kind)
+{
+    static rules_spec spec;
+    fault_params p;
+    char err[256];
+    size_t len;
+    long long for_ms;
+    unsigned long tag;
+    chaos_timed *t;
+    if (timed_prefix(x, o, cl, &len, &for_ms, &tag, &t) < 0)
+        return;
+    if (faults_parse(kind, cl->args, len, &spec, &p, err, sizeof err) < 0) {
+        sbuf_printf(o, "ERR %s", err);
+        if (t)
+            chaos_timed_cancel(x->chaos, t);
+        return;
+    }
+    int n = faults_set(&x->faults, &spec, &p, tag);
+    if (n < 0) {
+        if (n == -2)
+            sbuf_printf(o, "ERR too many faults: at most %d pairs", FAULTS_MAX);
+        else
+            sbuf_addstr(o, "ERR out of memory");
+        if (t)
+            chaos_timed_cancel(x->chaos, t);
+        return;
+    }
+    sbuf params = { 0 };
+    faults_params_json(&p, &params);
+    events_add(&x->ev, loop_now_ms(), "fault",
+               "\"kind\":\"%s\",\"spec\":%s,\"pairs\":%d%s,\"for_ms\":%lld",
+               faults_kind_name(kind), events_qn(cl->args, len), n, sbuf_str(&params), for_ms);
+    sbuf_free(&params);
+    log_msg(LOG_INFO, "control: %s %.*s (%d pairs)", faults_kind_name(kind), (int)cl->argslen,
+            cl->args, n);
+    proxy_rules_changed(x->proxy);
+    ok_names(x, o, spec.names, spec.nnames);
+}
+
+/* CLEAR [spec]: the link faults of exactly those pairs, or every one. */
+static void cmd_clear(epx *x, sbuf *o, const ctl_line *cl)
+{
+    static rules_spec spec;
+    char err[256];
+    int n;
+    if (cl->argslen == 0) {
+        n = (int)faults_clear(&x->faults);
+    } else {
+        if (rules_parse_spec(cl->args, cl->argslen, &spec, err, sizeof err) < 0) {
+            sbuf_printf(o, strncmp(err, "needs", 5) ? "ERR %s" : "ERR CLEAR %s", err);
+            return;
+        }
+        n = faults_clear_spec(&x->faults, &spec);
+    }
+    events_add(&x->ev, loop_now_ms(), "clear", "\"spec\":%s,\"pairs\":%d",
+               events_qn(cl->args, cl->argslen), n);
+    log_msg(LOG_INFO, "control: CLEAR %.*s (%d pairs)", (int)cl->argslen, cl->args, n);
+    proxy_rules_changed(x->proxy);
+    sbuf_printf(o, "OK %d", n);
+}
+
+/* FLAP spec UP d DOWN d [FOR d], or FLAP STOP. */
+static void cmd_flap(epx *x, sbuf *o, const ctl_line *cl)
+{
+    static rules_spec spec;
+    char err[256];
+    size_t len = cl->argslen, speclen;
+    long long for_ms = 0, up, down;
+    if (len == 4 && strncasecmp(cl->args, "STOP", 4) == 0) {
+        sbuf_printf(o, "OK %d", chaos_flap_stop(x->chaos));
+        return;
+    }
+    if (ctl_strip_for(cl->args, &len, &for_ms, err, sizeof err) < 0 ||
+        ctl_parse_flap(cl->args, len, &speclen, &up, &down, err, sizeof err) < 0) {
+        sbuf_printf(o, "ERR %s", err);
+        return;
+    }
+    if (rules_parse_spec(cl->args, speclen, &spec, err, sizeof err) < 0) {
+        sbuf_printf(o, strncmp(err, "needs", 5) ? "ERR %s" : "ERR FLAP %s", err);
+        return;
+    }
+    long id = chaos_flap(x->chaos, cl->args, speclen, up, down, for_ms, err, sizeof err);
+    if (id < 0) {
+        sbuf_printf(o, "ERR %s", err);
+        return;
+    }
+    log_msg(LOG_INFO, "control: FLAP %.*s", (int)cl->argslen, cl->args);
+    sbuf_printf(o, "OK {\"flap\":%ld}", id);
+}
+
+/* NEMESIS SHAPE|START|STOP. */
+static void cmd_nemesis(epx *x, sbuf *o, const ctl_line *cl)
+{
+    nemesis_cmd nc;
+    char err[256];
+    if (nemesis_parse(cl->args, cl->argslen, &nc, err, sizeof err) < 0) {
+        sbuf_printf(o, "ERR NEMESIS %s", err);
+        return;
+    }
+    size_t mark = o->len;
+    switch (nc.op) {
+    case NEM_CMD_STOP:
+        sbuf_printf(o, "OK {\"stopped\":%s}", chaos_nemesis_stop(x->chaos) ? "true" : "false");
+        return;
+    case NEM_CMD_START:
+        sbuf_addstr(o, "OK ");
+        if (chaos_nemesis_start(x->chaos, &nc, o, err, sizeof err) < 0) {
+            o->len = mark;
+            sbuf_printf(o, "ERR NEMESIS %s", err);
+        }
+        return;
+    case NEM_CMD_SHAPE: {
+        unsigned long tag = chaos_tag(x->chaos);
+        chaos_timed *t = NULL;
+        char what[256];
+        int wn = snprintf(what, sizeof what, "NEMESIS %.*s",
+                          (int)(cl->argslen > 200 ? 200 : cl->argslen), cl->args);
+        if (nc.for_ms &&
+            !(t = chaos_timed_arm(x->chaos, tag, nc.for_ms, what, (size_t)wn, err, sizeof err))) {
+            sbuf_printf(o, "ERR %s", err);
+            return;
+        }
+        sbuf_addstr(o, "OK ");
+        if (chaos_nemesis_shape(x->chaos, &nc, t ? tag : 0, o, err, sizeof err) < 0) {
+            o->len = mark;
+            sbuf_printf(o, "ERR NEMESIS %s", err);
+            if (t)
+                chaos_timed_cancel(x->chaos, t);
+        }
+        return;
+    }
+    }
+}
+
+static void faults_all_json(epx *x, sbuf *o)
+{
+    sbuf_addstr(o, "{\"links\":");
+    faults_json(&x->faults, o);
+    sbuf_addstr(o, ",");
+    chaos_json(x->chaos, o);
+    sbuf_addstr(o, "}");
 }
 
 /* MODE [hold|freeze|reset] [knob=value ...]: read or set what a block
@@ -442,16 +647,43 @@ control_result control_exec_owned(epx *x, const ctl_line *cl, sbuf *o, unsigned 
         cmd_isolate(x, o, cl);
         break;
     case CTL_HEAL: {
+        /* a healthy network now and later: blocks, link faults, and what
+         * would bring them back (timed ends, flaps, the nemesis) */
         size_t n = x->rules.n;
+        chaos_heal(x->chaos);
         rules_clear(&x->rules);
-        events_add(&x->ev, loop_now_ms(), "heal", "\"removed\":%zu", n);
-        log_msg(LOG_INFO, "control: HEAL (%zu pairs removed)", n);
+        size_t nf = faults_clear(&x->faults);
+        events_add(&x->ev, loop_now_ms(), "heal", "\"removed\":%zu,\"faults\":%zu", n, nf);
+        log_msg(LOG_INFO, "control: HEAL (%zu pairs, %zu faults removed)", n, nf);
         proxy_rules_changed(x->proxy);
         sbuf_addstr(o, "OK");
         break;
     }
     case CTL_MODE:
         cmd_mode(x, o, cl);
+        break;
+    case CTL_DELAY:
+    case CTL_RATE:
+    case CTL_RESET:
+    case CTL_SLICE:
+    case CTL_SLOWCLOSE:
+        cmd_fault(x, o, cl, cl->cmd == CTL_DELAY  ? FAULT_DELAY
+                          : cl->cmd == CTL_RATE   ? FAULT_RATE
+                          : cl->cmd == CTL_RESET  ? FAULT_RESET
+                          : cl->cmd == CTL_SLICE  ? FAULT_SLICE : FAULT_SLOWCLOSE);
+        break;
+    case CTL_CLEAR:
+        cmd_clear(x, o, cl);
+        break;
+    case CTL_FAULTS:
+        sbuf_addstr(o, "OK ");
+        faults_all_json(x, o);
+        break;
+    case CTL_FLAP:
+        cmd_flap(x, o, cl);
+        break;
+    case CTL_NEMESIS:
+        cmd_nemesis(x, o, cl);
         break;
     case CTL_EVENTS:
         cmd_events(x, o, cl);

@@ -1,7 +1,10 @@
 #include "ctl_parse.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "units.h"
 
 static const struct {
     const char *name;
@@ -21,6 +24,11 @@ static const struct {
     { "APPS", CTL_APPS, 0 },
     { "APPUDP", CTL_APPUDP, 1 },       { "APPUNUDP", CTL_APPUNUDP, 1 },
     { "APPUDPROUTE", CTL_APPUDPROUTE, 1 },
+    { "DELAY", CTL_DELAY, 1 },         { "RATE", CTL_RATE, 1 },
+    { "RESET", CTL_RESET, 1 },         { "SLICE", CTL_SLICE, 1 },
+    { "SLOWCLOSE", CTL_SLOWCLOSE, 1 }, { "CLEAR", CTL_CLEAR, 1 },
+    { "FAULTS", CTL_FAULTS, 0 },       { "FLAP", CTL_FLAP, 1 },
+    { "NEMESIS", CTL_NEMESIS, 1 },
 };
 
 long ctl_next_line(const char *buf, size_t n, size_t *consumed)
@@ -87,5 +95,82 @@ int ctl_cmd_takes_args(ctl_cmd cmd)
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (commands[k].cmd == cmd)
             return commands[k].args;
+    return 0;
+}
+
+int ctl_strip_for(const char *args, size_t *len, long long *for_ms, char *err, size_t errlen)
+{
+    size_t e = *len;
+    while (e > 0 && blank(args[e - 1]))
+        e--;
+    size_t b = e;
+    while (b > 0 && !blank(args[b - 1]))
+        b--;
+    size_t ke = b;
+    while (ke > 0 && blank(args[ke - 1]))
+        ke--;
+    size_t kb = ke;
+    while (kb > 0 && !blank(args[kb - 1]))
+        kb--;
+    if (b == e || ke - kb != 3 || strncasecmp(args + kb, "FOR", 3) != 0 ||
+        (kb > 0 && !blank(args[kb - 1])))
+        return 0;
+    if (units_duration(args + b, e - b, for_ms) < 0 || *for_ms == 0) {
+        snprintf(err, errlen, "FOR: '%.*s' is not a duration above 0 (like 2s, 500ms, 1m)",
+                 (int)(e - b > 40 ? 40 : e - b), args + b);
+        return -1;
+    }
+    while (kb > 0 && blank(args[kb - 1]))
+        kb--;
+    *len = kb;
+    return 1;
+}
+
+/* The last blank-separated word of s[0..*len): *w, *wn; *len drops it and
+ * the blanks before it.  0 if there is none. */
+static int pop_word(const char *s, size_t *len, const char **w, size_t *wn)
+{
+    size_t e = *len;
+    while (e > 0 && blank(s[e - 1]))
+        e--;
+    size_t b = e;
+    while (b > 0 && !blank(s[b - 1]))
+        b--;
+    if (b == e)
+        return 0;
+    *w = s + b;
+    *wn = e - b;
+    while (b > 0 && blank(s[b - 1]))
+        b--;
+    *len = b;
+    return 1;
+}
+
+int ctl_parse_flap(const char *args, size_t len, size_t *speclen, long long *up_ms,
+                   long long *down_ms, char *err, size_t errlen)
+{
+    *up_ms = *down_ms = 0;
+    for (int k = 0; k < 2; k++) {
+        const char *v, *w;
+        size_t vn, wn;
+        long long ms;
+        if (!pop_word(args, &len, &v, &vn) || !pop_word(args, &len, &w, &wn)) {
+            snprintf(err, errlen, "FLAP needs islands, UP <duration> and DOWN <duration>");
+            return -1;
+        }
+        long long *slot = wn == 2 && !strncasecmp(w, "UP", 2)     ? up_ms
+                        : wn == 4 && !strncasecmp(w, "DOWN", 4) ? down_ms : NULL;
+        if (!slot || *slot) {
+            snprintf(err, errlen, "FLAP needs islands, UP <duration> and DOWN <duration>");
+            return -1;
+        }
+        if (units_duration(v, vn, &ms) < 0 || ms < 10) {
+            snprintf(err, errlen, "FLAP: %.*s '%.*s' is not a duration of 10ms or more", (int)wn,
+                     w, (int)(vn > 40 ? 40 : vn), v);
+            return -1;
+        }
+        *slot = ms;
+    }
+    *speclen = len;
     return 0;
 }

@@ -30,6 +30,15 @@ typedef enum {
     CTL_APPUDP,      /* the shim's UDP commands (udp.h) */
     CTL_APPUNUDP,
     CTL_APPUDPROUTE,
+    CTL_DELAY,       /* link faults (faults.h) */
+    CTL_RATE,
+    CTL_RESET,
+    CTL_SLICE,
+    CTL_SLOWCLOSE,
+    CTL_CLEAR,
+    CTL_FAULTS,
+    CTL_FLAP,        /* schedules (chaos.h) */
+    CTL_NEMESIS,
     CTL_UNKNOWN,
 } ctl_cmd;
 
@@ -55,5 +64,18 @@ const char *ctl_cmd_name(ctl_cmd cmd);
 /* Does cmd take arguments?  Those that do not must refuse any: "HEAL extra"
  * is a typo or a misunderstanding, never a HEAL. */
 int ctl_cmd_takes_args(ctl_cmd cmd);
+
+/* A trailing "FOR <duration>" (FOR in any case) on args[0..*len): 1 with
+ * the duration in *for_ms and *len shortened to what is before it; 0 if
+ * there is none; -1 with a message in err if the duration is not one
+ * (or is 0).  A node called FOR is still a node: only "FOR" followed by a
+ * last word is taken. */
+int ctl_strip_for(const char *args, size_t *len, long long *for_ms, char *err, size_t errlen);
+
+/* FLAP's arguments after FOR is stripped: "<islands or a -> b> UP <d> DOWN <d>"
+ * (UP and DOWN in either order, any case; both above 0).  *speclen gets
+ * the length of the islands part.  0, or -1 with a message in err. */
+int ctl_parse_flap(const char *args, size_t len, size_t *speclen, long long *up_ms,
+                   long long *down_ms, char *err, size_t errlen);
 
 #endif

@@ -4,6 +4,7 @@
 #define EPX_H
 
 #include "events.h"
+#include "faults.h"
 #include "holdmodel.h"
 #include "loop.h"
 #include "registry.h"
@@ -47,12 +48,15 @@ struct proxy;
 struct control;
 struct app;
 struct udp;
+struct chaos;
 
 typedef struct epx {
     epx_config cfg;
     loop *loop;
     registry reg;
     rules rules;                       /* blocked (from, to) pairs */
+    faults faults;                     /* link faults (DELAY, RATE...) by (from, to) */
+    struct chaos *chaos;               /* timed faults, flaps, the nemesis (chaos.h) */
     enum epx_mode mode;
     hold_params hold;                  /* the knobs of MODE hold */
     events ev;

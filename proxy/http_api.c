@@ -361,6 +361,54 @@ static int foreign_origin(const http_req *r)
            strncasecmp(o + 7, host, hn) != 0;
 }
 
+/* POST /delay /rate /clear /flap /nemesis: the body (JSON) becomes the
+ * line command's arguments (http_body.h); the reply is the command's JSON
+ * payload, or {"ok":true,...} as for the rules. */
+static void fault_cmd(hconn *c, const http_req *r, const char *p)
+{
+    static const struct {
+        const char *path, *verb;
+        http_body_kind kind;
+    } map[] = {
+        { "/delay", "DELAY", HTTP_BODY_DELAY }, { "/rate", "RATE", HTTP_BODY_RATE },
+        { "/clear", "CLEAR", HTTP_BODY_CLEAR }, { "/flap", "FLAP", HTTP_BODY_FLAP },
+        { "/nemesis", "NEMESIS", HTTP_BODY_NEMESIS },
+    };
+    size_t k = 0;
+    while (strcmp(map[k].path, p))
+        k++;
+    if (json_body(c, r) < 0)
+        return;
+    if (r->body_len == 0 && map[k].kind != HTTP_BODY_CLEAR) {
+        req_error(c, r, 400, "needs a JSON body");
+        return;
+    }
+    char err[256];
+    sbuf *a = &c->h->args;
+    sbuf_reset(a);
+    sbuf_addstr(a, map[k].verb);
+    sbuf_addstr(a, " ");
+    if (r->body_len && http_body_args(r->body, r->body_len, map[k].kind, a, err, sizeof err) < 0) {
+        req_error(c, r, 400, err);
+        return;
+    }
+    while (a->len && a->p[a->len - 1] == ' ')
+        a->p[--a->len] = 0;   /* "CLEAR " with no spec: every fault */
+    if (a->oom) {
+        req_error(c, r, 500, "out of memory");
+        return;
+    }
+    if (run(c, r, a->p, a->len) < 0)
+        return;
+    sbuf *o = &c->h->reply;
+    if (o->len > 3 && (o->p[3] == '{' || o->p[3] == '['))
+        respond_json(c, r, 200, NULL, o->p + 3, o->len - 3);   /* NEMESIS, FLAP */
+    else if (map[k].kind == HTTP_BODY_CLEAR)
+        respond_json(c, r, 200, NULL, "{\"ok\":true}", 11);
+    else
+        ok_names(c, r);
+}
+
 static void route(hconn *c, const http_req *r)
 {
     static const struct {
@@ -371,6 +419,9 @@ static void route(hconn *c, const http_req *r)
         { "/events/stream", "GET" }, { "/cut", "POST" }, { "/fix", "POST" },
         { "/split", "POST" },    { "/isolate", "POST" }, { "/heal", "POST" },
         { "/mode", "GET, PUT" },
+        { "/faults", "GET" },    { "/delay", "POST" },  { "/rate", "POST" },
+        { "/clear", "POST" },    { "/flap", "POST" },   { "/flap/stop", "POST" },
+        { "/nemesis", "POST" },  { "/nemesis/stop", "POST" },
     };
     const char *allow = NULL, *p = NULL;
     for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++)
@@ -413,6 +464,15 @@ static void route(hconn *c, const http_req *r)
         start_stream(c, r);
     } else if (!strcmp(p, "/cut") || !strcmp(p, "/fix") || !strcmp(p, "/split")) {
         body_cmd(c, r, p[1] == 'c' ? "CUT" : p[1] == 'f' ? "FIX" : "SPLIT", HTTP_BODY_SPEC);
+    } else if (!strcmp(p, "/delay") || !strcmp(p, "/rate") || !strcmp(p, "/flap") ||
+               !strcmp(p, "/clear") || !strcmp(p, "/nemesis")) {
+        fault_cmd(c, r, p);
+    } else if (!strcmp(p, "/flap/stop") || !strcmp(p, "/nemesis/stop")) {
+        if (json_body(c, r) == 0 &&
+            run(c, r, p[1] == 'f' ? "FLAP STOP" : "NEMESIS STOP", p[1] == 'f' ? 9 : 12) == 0)
+            respond_json(c, r, 200, NULL, "{\"ok\":true}", 11);
+    } else if (!strcmp(p, "/faults")) {
+        get_json(c, r, "FAULTS");
     } else if (!strcmp(p, "/isolate")) {
         body_cmd(c, r, "ISOLATE", HTTP_BODY_NODE);
     } else if (!strcmp(p, "/heal")) {

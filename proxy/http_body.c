@@ -185,13 +185,29 @@ static int names_at(doc *d, int i, const char *what, int one_ok, sbuf *args)
     return 0;
 }
 
-static int spec(doc *d, sbuf *args)
+/* The words a fault body's members make: key, the word before the value,
+ * and what a number gets after it. */
+typedef struct word {
+    const char *key, *prefix, *num_suffix;
+} word;
+
+static const word *extra_word(const word *w, const doc *d, int k)
+{
+    for (; w && w->key; w++)
+        if (key_is(d, k, w->key))
+            return w;
+    return NULL;
+}
+
+static int spec(doc *d, sbuf *args, const word *extra)
 {
     int islands = -1, from = -1, to = -1;
     int k = 1;
     for (int m = 0; m < d->t[0].size; m++, k = skip(d, k + 1)) {
         if (k + 1 >= d->n)
             return fail(d, "body is not valid JSON");
+        if (extra_word(extra, d, k))
+            continue;
         if (key_is(d, k, "islands"))
             islands = k + 1;
         else if (key_is(d, k, "from"))
@@ -199,9 +215,9 @@ static int spec(doc *d, sbuf *args)
         else if (key_is(d, k, "to"))
             to = k + 1;
         else
-            return fail(d, "unknown member '%.*s' (islands, or from and to)",
+            return fail(d, "unknown member '%.*s' (islands, or from and to%s)",
                         d->t[k].end - d->t[k].start > 64 ? 64 : d->t[k].end - d->t[k].start,
-                        d->s + d->t[k].start);
+                        d->s + d->t[k].start, extra ? ", and the fault's" : "");
     }
     if (islands >= 0) {
         if (from >= 0 || to >= 0)
@@ -255,6 +271,76 @@ static int single(doc *d, const char *key, int name, sbuf *args)
     return 0;
 }
 
+/* Append " <prefix><value>" for each member of the table present in the
+ * body, in the table's order.  A value is a string of at most 64
+ * printable characters without blanks, or a whole number (then with the
+ * entry's suffix). */
+static int words(doc *d, const word *w, sbuf *args)
+{
+    for (; w->key; w++) {
+        int val = -1;
+        for (int m = 0, k = 1; m < d->t[0].size; m++, k = skip(d, k + 1))
+            if (k + 1 < d->n && key_is(d, k, w->key))
+                val = k + 1;
+        if (val < 0)
+            continue;
+        const jsmntok_t *t = &d->t[val];
+        char v[80];
+        if (t->type == JSMN_PRIMITIVE) {
+            int n = t->end - t->start;
+            if (n < 1 || n > 20 || strspn(d->s + t->start, "0123456789") < (size_t)n)
+                return fail(d, "%s must be a string or a whole number", w->key);
+            snprintf(v, sizeof v, "%.*s%s", n, d->s + t->start, w->num_suffix);
+        } else {
+            if (string_at(d, val, w->key, v, 66) < 0)
+                return -1;
+            for (const char *c = v; *c; c++)
+                if ((unsigned char)*c <= ' ' || *c == 0x7f)
+                    return fail(d, "%s must be one word", w->key);
+            if (!v[0])
+                return fail(d, "%s is empty", w->key);
+        }
+        sbuf_printf(args, " %s%s", w->prefix, v);
+    }
+    return 0;
+}
+
+static const word delay_words[] = { { "delay", "", "ms" }, { "jitter", "JITTER ", "ms" },
+                                    { "for", "FOR ", "ms" }, { 0, 0, 0 } };
+static const word rate_words[] = { { "rate", "", "B/s" }, { "for", "FOR ", "ms" }, { 0, 0, 0 } };
+static const word flap_words[] = { { "up", "UP ", "ms" }, { "down", "DOWN ", "ms" },
+                                   { "for", "FOR ", "ms" }, { 0, 0, 0 } };
+static const word nemesis_words[] = { { "shape", "", "" }, { "seed", "SEED ", "" },
+                                      { "every", "EVERY ", "ms" }, { "heal", "HEAL ", "ms" },
+                                      { "for", "FOR ", "ms" }, { 0, 0, 0 } };
+
+/* A spec and the fault's words after it (CLEAR: {} means every fault). */
+static int fault(doc *d, const word *w, sbuf *args)
+{
+    if (!w && d->t[0].size == 0)
+        return 0;
+    if (spec(d, args, w) < 0)
+        return -1;
+    return w ? words(d, w, args) : 0;
+}
+
+/* NEMESIS: SHAPE or (with "every") START, then the words. */
+static int nemesis(doc *d, sbuf *args)
+{
+    int every = 0;
+    for (int m = 0, k = 1; m < d->t[0].size; m++, k = skip(d, k + 1)) {
+        if (k + 1 >= d->n)
+            return fail(d, "body is not valid JSON");
+        if (!extra_word(nemesis_words, d, k))
+            return fail(d, "unknown member '%.*s' (shape, seed, every, heal, for)",
+                        d->t[k].end - d->t[k].start > 64 ? 64 : d->t[k].end - d->t[k].start,
+                        d->s + d->t[k].start);
+        every |= key_is(d, k, "every");
+    }
+    sbuf_addstr(args, every ? "START" : "SHAPE");
+    return words(d, nemesis_words, args);
+}
+
 int http_body_args(const char *body, size_t len, http_body_kind kind, sbuf *args, char *err,
                    size_t errlen)
 {
@@ -279,8 +365,13 @@ int http_body_args(const char *body, size_t len, http_body_kind kind, sbuf *args
     size_t before = args->len;
     int rc;
     switch (kind) {
-    case HTTP_BODY_SPEC: rc = spec(&d, args); break;
+    case HTTP_BODY_SPEC: rc = spec(&d, args, NULL); break;
     case HTTP_BODY_NODE: rc = single(&d, "node", 1, args); break;
+    case HTTP_BODY_DELAY: rc = fault(&d, delay_words, args); break;
+    case HTTP_BODY_RATE: rc = fault(&d, rate_words, args); break;
+    case HTTP_BODY_CLEAR: rc = fault(&d, NULL, args); break;
+    case HTTP_BODY_FLAP: rc = fault(&d, flap_words, args); break;
+    case HTTP_BODY_NEMESIS: rc = nemesis(&d, args); break;
     default: rc = single(&d, "mode", 0, args); break;
     }
     if (rc == 0 && args->oom)

@@ -19,7 +19,19 @@
 
 #include "sbuf.h"
 
-typedef enum { HTTP_BODY_SPEC, HTTP_BODY_NODE, HTTP_BODY_MODE } http_body_kind;
+typedef enum {
+    HTTP_BODY_SPEC, HTTP_BODY_NODE, HTTP_BODY_MODE,
+    /* link faults and schedules (doc/faults.md): a spec as HTTP_BODY_SPEC
+     * plus members that become the command's words, in this order; a
+     * number for a duration is milliseconds, for a rate bytes per second:
+     *   DELAY   "delay", "jitter", "for"  {"islands":[["n1"],["n2"]],"delay":"50ms"}
+     *   RATE    "rate", "for"             {"from":"n1","to":"n2","rate":"1MB/s"}
+     *   CLEAR   (the spec only; {} for every fault)
+     *   FLAP    "up", "down", "for"
+     *   NEMESIS "shape", "seed", "every", "heal", "for" (no spec; with
+     *           "every" a schedule: START, else SHAPE) */
+    HTTP_BODY_DELAY, HTTP_BODY_RATE, HTTP_BODY_CLEAR, HTTP_BODY_FLAP, HTTP_BODY_NEMESIS,
+} http_body_kind;
 
 #define HTTP_BODY_MAX_TOKENS 640   /* JSON values in one body: 256 names and their arrays */
 

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "chaos.h"
 #include "control.h"
 #include "epmd_cli.h"
 #include "epmd_srv.h"
@@ -37,6 +38,8 @@ static const char usage_text[] =
     "  -delay_accept N          wait N s before each accept (testing)\n"
     "  -delay_write N           wait N s before each EPMD reply (testing)\n"
     "  --events FILE            append every event to FILE as a JSON line\n"
+    "  --config FILE            run FILE's control commands (one a line, # comments)\n"
+    "                           at start-up, before READY; any ERR is fatal\n"
     "  --mode MODE              what a block does: hold (default), freeze or reset\n"
     "  --rto-ms MS              hold: first retransmission after a loss (default 210)\n"
     "  --rto-max-ms MS          hold: cap of a retransmission interval (default 120000)\n"
@@ -70,7 +73,8 @@ static const char usage_text[] =
     "  SPLIT ISLAND ISLAND...         as CUT, replacing every block at once\n"
     "  ISOLATE n [EXCEPT n,...]       block n against every other node (but\n"
     "                                 those), now and later\n"
-    "  HEAL                           remove every block\n"
+    "  HEAL                           remove every block and fault, stop flaps\n"
+    "                                 and the nemesis\n"
     "  MODE [hold|freeze|reset] [knob=value...]\n"
     "                                 read or set what a block does; knobs of hold:\n"
     "                                 rto, rto_max, syn, grace, grace_bytes, held_bytes,\n"
@@ -80,6 +84,21 @@ static const char usage_text[] =
     "  RULES                          the blocks (JSON)\n"
     "  STATUS                         a summary (JSON)\n"
     "  EVENTS [SEQ]                   recent events, or those after SEQ\n"
+    "  DELAY ISLANDS DUR [JITTER DUR]  every byte between them arrives DUR later\n"
+    "  RATE ISLANDS RATE              a bandwidth cap (1MB/s, 64kbit/s, ...)\n"
+    "  RESET ISLANDS AFTER SIZE|DUR   reset the next link between them mid-stream\n"
+    "  SLICE ISLANDS SIZE DUR         deliver SIZE bytes at a time, DUR apart\n"
+    "  SLOWCLOSE ISLANDS DUR          a close reaches the other side DUR late\n"
+    "  CLEAR [ISLANDS]                remove link faults (blocks stay)\n"
+    "  FAULTS                         link faults, timed ends, flaps, nemesis (JSON)\n"
+    "  FLAP ISLANDS UP DUR DOWN DUR [FOR DUR] | FLAP STOP\n"
+    "                                 cut and fix in turn\n"
+    "  NEMESIS SHAPE S [SEED N] | START S EVERY DUR HEAL DUR [SEED N] [FOR DUR] | STOP\n"
+    "                                 a seeded partition or schedule: halves,\n"
+    "                                 random-halves, majorities-ring, bridge,\n"
+    "                                 random-isolate, random-one-way\n"
+    "  (CUT, SPLIT, ISOLATE, DELAY and RATE take FOR DUR: undone after DUR;\n"
+    "   ISLANDS are as for CUT, '->' included)\n"
     "  SHUTDOWN                       reply OK, then exit 0\n"
     "  QUIT                           reply OK, then close the connection\n"
     "Used by the LD_PRELOAD shim (libepx_preload.so), see epmdpxy(1):\n"
@@ -243,6 +262,66 @@ static int daemonize(const epx *x)
     return 0;
 }
 
+/* --config FILE: each line a control command, as a client would send it
+ * (blank lines and # comments skipped).  The first that is refused stops
+ * the start: a test must not run against faults it did not get.  0, or -1
+ * with a message on stderr. */
+#define CONFIG_MAX (1024 * 1024)
+static int run_config(epx *x, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fprintf(stderr, "epmdpxy: --config %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *buf = malloc(CONFIG_MAX + 1);
+    size_t n = buf ? fread(buf, 1, CONFIG_MAX + 1, f) : 0;
+    int bad = ferror(f) || !buf;
+    fclose(f);
+    if (bad || n > CONFIG_MAX) {
+        fprintf(stderr, "epmdpxy: --config %s: %s\n", path,
+                !buf ? "out of memory" : bad ? "read error" : "larger than 1 MiB");
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\n';
+    int rc = 0, lineno = 0;
+    sbuf out = { 0 };
+    for (size_t at = 0; at < n && rc == 0;) {
+        size_t used;
+        long len = ctl_next_line(buf + at, n + 1 - at, &used);
+        const char *line = buf + at;
+        at += used;
+        lineno++;
+        size_t k = 0;
+        while (k < (size_t)len && (line[k] == ' ' || line[k] == '\t'))
+            k++;
+        if (k == (size_t)len || line[k] == '#')
+            continue;
+        ctl_line cl;
+        ctl_parse_line(line, (size_t)len, &cl);
+        sbuf_reset(&out);
+        if (cl.cmd == CTL_SHUTDOWN || cl.cmd == CTL_QUIT || cl.cmd == CTL_APPLISTEN ||
+            cl.cmd == CTL_APPUNLISTEN || cl.cmd == CTL_APPCONNECT) {
+            fprintf(stderr, "epmdpxy: %s:%d: %s has no place in a config file\n", path, lineno,
+                    ctl_cmd_name(cl.cmd));
+            rc = -1;
+            break;
+        }
+        control_exec(x, &cl, &out);
+        if (out.len < 2 || strncmp(out.p, "OK", 2) != 0) {
+            fprintf(stderr, "epmdpxy: %s:%d: %.*s: %s\n", path, lineno, (int)len, line,
+                    out.len ? sbuf_str(&out) : "no reply");
+            rc = -1;
+        }
+    }
+    sbuf_free(&out);
+    free(buf);
+    if (rc == 0)
+        log_msg(LOG_INFO, "--config %s: %d lines run", path, lineno);
+    return rc;
+}
+
 /* The knob (holdmodel.h hold_set) a command-line option sets, or NULL. */
 static const char *hold_knob(const char *opt)
 {
@@ -269,6 +348,7 @@ int main(int argc, char **argv)
     enum epmd_cli_mode cli = EPMD_CLI_NONE;
     const char *stop_name = NULL;
     const char *events_file = NULL;
+    const char *config_file = NULL;
     int have_bind = 0;
     int want_ready = 0;     /* --ready, or a port left for the daemon to pick */
 
@@ -307,6 +387,13 @@ int main(int argc, char **argv)
             if (add_addrs(&x.cfg, v) < 0)
                 return 2;
             have_bind = 1;
+            i++;
+        } else if (!strcmp(a, "--config")) {
+            if (!v) {
+                fprintf(stderr, "epmdpxy: --config needs a file name\n");
+                return 2;
+            }
+            config_file = v;
             i++;
         } else if (!strcmp(a, "--events")) {
             if (!v) {
@@ -406,8 +493,10 @@ int main(int argc, char **argv)
     x.control = control_new(&x);
     x.started_ms = loop_now_ms();
     rules_init(&x.rules);
+    faults_init(&x.faults);
+    x.chaos = chaos_new(&x);
     events_init(&x.ev, x.started_ms);
-    if (!x.loop || !x.epmd || !x.proxy || !x.control) {
+    if (!x.loop || !x.epmd || !x.proxy || !x.control || !x.chaos) {
         fprintf(stderr, "epmdpxy: out of memory\n");
         x.exit_code = 1;
         goto out;
@@ -460,6 +549,10 @@ int main(int argc, char **argv)
         }
     }
     x.control_port = control_port(x.control);
+    if (config_file && run_config(&x, config_file) < 0) {
+        x.exit_code = 2;
+        goto out;
+    }
 
     if (pipe2(sigpipe_fd, O_NONBLOCK | O_CLOEXEC) < 0 ||
         loop_add(x.loop, sigpipe_fd[0], POLLIN, signal_event, &x) < 0) {
@@ -504,11 +597,13 @@ int main(int argc, char **argv)
     }
 
 out:
+    chaos_free(x.chaos);
     control_free(x.control);
     proxy_free(x.proxy);
     epmd_srv_free(x.epmd);
     registry_free(&x.reg);
     rules_free(&x.rules);
+    faults_free(&x.faults);
     events_free(&x.ev);
     if (x.loop)
         loop_del(x.loop, sigpipe_fd[0]);

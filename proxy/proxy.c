@@ -11,7 +11,9 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "faults.h"
 #include "log.h"
+#include "shaper.h"
 #include "sniff.h"
 #include "sock.h"
 
@@ -119,6 +121,14 @@ typedef struct half {
     uint8_t *buf;               /* the pending bytes, allocated only while there are some */
     size_t off, len, cap;       /* pending: buf[off..len); buf holds cap */
     uint64_t bytes;             /* relayed so far */
+    /* link faults (faults.h): what DELAY, RATE, SLICE, SLOWCLOSE do to this
+     * direction.  While the shaper is active every byte read goes through
+     * its delay line, behind whatever is pending; it writes only when
+     * nothing is pending and the direction is not blocked, so faults and
+     * blocks compose and the order of bytes is kept. */
+    shaper sh;
+    loop_timer *sh_timer;       /* the delay line's next release, or a SLOWCLOSE EOF */
+    long long eof_ms;           /* when the source ended (SLOWCLOSE counts from it); 0 */
 } half;
 
 /* May nothing be written to the sink now? */
@@ -154,6 +164,10 @@ typedef struct plink {
     enum link_kind kind;
     struct sockaddr_storage dest;   /* KIND_APP: where the member connected to */
     socklen_t destlen;
+    fault_params reset;         /* RESET AFTER that applies to the link (either way) */
+    long long reset_from_ms;    /* ... counted from here */
+    uint64_t reset_base;        /* ... and from this many bytes relayed */
+    loop_timer *reset_timer;    /* RESET AFTER a duration */
 } plink;
 
 struct proxy {
@@ -192,8 +206,11 @@ static void link_close(plink *l, const char *by, const char *why, int rst)
         log_msg(LOG_DEBUG, "connection %lu to %s closed: %s", l->id, l->target, why);
     }
     loop_timer_del(x->loop, l->deadline);
+    loop_timer_del(x->loop, l->reset_timer);
     for (int i = 0; i < 2; i++) {
         loop_timer_del(x->loop, l->h[i].timer);
+        loop_timer_del(x->loop, l->h[i].sh_timer);
+        shaper_free(&l->h[i].sh);
         if (l->fd[i] >= 0) {
             loop_del(x->loop, l->fd[i]);
             if (rst)
@@ -248,6 +265,8 @@ static size_t dir_pending(const half *h)
     return h->len - h->off;
 }
 
+static void dir_shape_timer(plink *l, enum dir d, long long when_ms);
+
 /* Read from the source now?  FLOW and GRACE: when the sink took what was
  * read before; HELD and STALLED (MODE hold): to see the first byte that
  * has to wait, then up to held_bytes (dir_take_held). */
@@ -257,10 +276,14 @@ static int dir_reads(const plink *l, enum dir d)
     switch (h->hs) {
     case HS_FLOW:
     case HS_GRACE:
-        return (h->st == DIR_OPEN || h->st == DIR_HUNG) && !dir_pending(h);
+        return (h->st == DIR_OPEN || h->st == DIR_HUNG) && !dir_pending(h) &&
+               (!shaper_active(&h->sh) || shaper_room(&h->sh) > 0);
     case HS_HELD:
     case HS_STALLED:
+        /* bytes in a delay line are older than any read now: none is
+         * taken past them into the pending buffer */
         return h->st == DIR_OPEN && l->px->x->mode == EPXD_MODE_HOLD &&
+               !shaper_held(&h->sh) &&
                (h->t_first < 0 || dir_pending(h) < l->px->x->hold.held_bytes);
     default:
         return 0;
@@ -308,8 +331,10 @@ static void dir_src_ended(plink *l, enum dir d)
 {
     half *h = &l->h[d];
     note_closed_by(l, dir_src(d));
-    if (h->st == DIR_OPEN || h->st == DIR_HUNG)
+    if (h->st == DIR_OPEN || h->st == DIR_HUNG) {
         h->st = DIR_DRAINING;
+        h->eof_ms = loop_now_ms();
+    }
     else if (h->st == DIR_SINK_DEAD)
         h->st = DIR_DONE;
 }
@@ -340,6 +365,10 @@ static void dir_sink_failed(plink *l, enum dir d)
 {
     half *h = &l->h[d];
     dir_drop(h);
+    fault_params p = h->sh.p;
+    shaper_free(&h->sh);   /* what the delay line held goes with the sink */
+    shaper_init(&h->sh, h->sh.rng);
+    h->sh.p = p;
     if (h->st == DIR_OPEN)
         h->st = DIR_SINK_DEAD;
     else if (h->st == DIR_HUNG || h->st == DIR_DRAINING)
@@ -353,7 +382,12 @@ static void dir_settle(plink *l, enum dir d)
     half *h = &l->h[d];
     if (h->buf && !dir_pending(h))
         dir_drop(h);
-    if (h->st == DIR_DRAINING && !dir_blocked(h) && !dir_pending(h)) {
+    if (h->st == DIR_DRAINING && !dir_blocked(h) && !dir_pending(h) && !shaper_held(&h->sh)) {
+        long long at = shaper_close_at(&h->sh, h->eof_ms), now = loop_now_ms();
+        if (at > now) {
+            dir_shape_timer(l, d, at);   /* SLOWCLOSE: the EOF goes on later */
+            return;
+        }
         shutdown(l->fd[dir_sink(d)], SHUT_WR);
         h->st = DIR_DONE;
     }
@@ -385,8 +419,143 @@ static int dir_keep(plink *l, enum dir d, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Write what d holds to its sink, unless held.  A write error fails the
- * sink's side. */
+/* ---- link faults: the shaper between source and sink ------------------- */
+
+static void dir_shape_fired(plink *l, enum dir d);
+static void dir_flush(plink *l, enum dir d);
+static int link_settle(plink *l);
+static void dir_shape_out_cb(void *ctx) { dir_shape_fired(ctx, OUT); }
+static void dir_shape_in_cb(void *ctx) { dir_shape_fired(ctx, IN); }
+
+/* Replace d's shaper timer with one at when_ms.  Without a timer (out of
+ * memory) the bytes would wait for ever: the sink is given up instead. */
+static void dir_shape_timer(plink *l, enum dir d, long long when_ms)
+{
+    loop *lp = l->px->x->loop;
+    half *h = &l->h[d];
+    loop_timer_del(lp, h->sh_timer);
+    h->sh_timer = loop_timer_at(lp, when_ms, d == OUT ? dir_shape_out_cb : dir_shape_in_cb, l);
+    if (!h->sh_timer)
+        side_failed(l, dir_sink(d), "shaper timer", ENOMEM);
+}
+
+/* Write what the delay line releases now (nothing pending, not blocked).
+ * What the sink does not take becomes d's pending bytes (it is due: the
+ * sink's room, not the shaper, holds it now); when nothing is due yet the
+ * timer is set for the next release. */
+static void dir_shape_out(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    int fd = l->fd[dir_sink(d)];
+    long long now = loop_now_ms();
+    const uint8_t *p;
+    size_t n;
+    while (!dir_pending(h) && (n = shaper_ready(&h->sh, now, &p)) > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN)
+            k = 0;
+        else if (k <= 0) {
+            side_failed(l, dir_sink(d), "write", k < 0 ? errno : EPIPE);
+            return;
+        }
+        h->bytes += (uint64_t)k;
+        if ((size_t)k < n) {
+            if (dir_keep(l, d, p + k, n - (size_t)k) < 0)
+                return;
+            shaper_sent(&h->sh, n, now);
+            break;
+        }
+        shaper_sent(&h->sh, n, now);
+    }
+    long long next = shaper_next_ms(&h->sh, now);
+    if (next >= 0 && !dir_pending(h))
+        dir_shape_timer(l, d, next > now ? next : now + 1);
+}
+
+/* d's shaper timer: release what is due (or pass on a SLOWCLOSE EOF). */
+static void dir_shape_fired(plink *l, enum dir d)
+{
+    l->h[d].sh_timer = NULL;   /* the loop freed it */
+    if (l->state != LINK_HANDSHAKE && l->state != LINK_UP)
+        return;
+    dir_flush(l, d);
+    link_settle(l);
+}
+
+/* Take n bytes that d read into its delay line (there is room: the read
+ * was sized by shaper_room).  -1 if out of memory (the sink is given up). */
+static int dir_shape_in(plink *l, enum dir d, const uint8_t *p, size_t n)
+{
+    if (shaper_accept(&l->h[d].sh, p, n, loop_now_ms()) < 0) {
+        log_msg(LOG_ERR, "link %lu: out of memory for delayed bytes: dropping the link", l->id);
+        side_failed(l, dir_sink(d), "delaying bytes", ENOMEM);
+        return -1;
+    }
+    return 0;
+}
+
+static void link_reset_fired(void *ctx);
+
+/* The faults changed (or the names did): give each direction its own and
+ * the link its RESET AFTER. */
+static void link_apply_faults(plink *l)
+{
+    epx *x = l->px->x;
+    long long now = loop_now_ms();
+    fault_params fp[2];
+    faults_lookup(&x->faults, l->from, l->to, &fp[OUT]);
+    faults_lookup(&x->faults, l->to, l->from, &fp[IN]);
+    for (int d = OUT; d <= IN; d++) {
+        half *h = &l->h[d];
+        if (!h->sh.rng)
+            h->sh.rng = l->id * 2 + (unsigned long)d + 1;   /* jitter: its own draws */
+        shaper_set(&h->sh, &fp[d], now);
+    }
+    unsigned had = l->reset.set & FAULT_BIT(FAULT_RESET);
+    l->reset = (fp[OUT].set & FAULT_BIT(FAULT_RESET)) ? fp[OUT] : fp[IN];
+    if (!(l->reset.set & FAULT_BIT(FAULT_RESET))) {
+        loop_timer_del(x->loop, l->reset_timer);
+        l->reset_timer = NULL;
+        return;
+    }
+    if (!had) {   /* counted from now: a live link is reset "once that much has passed" */
+        l->reset_from_ms = now;
+        l->reset_base = l->h[OUT].bytes + l->h[IN].bytes;
+    }
+    if (l->reset.reset_ms && !l->reset_timer)
+        l->reset_timer = loop_timer_at(x->loop, l->reset_from_ms + l->reset.reset_ms,
+                                       link_reset_fired, l);
+}
+
+/* RESET AFTER: has the link run its course?  Then reset it (both peers see
+ * a reset), spend the fault and say so.  -1 if l was closed (freed). */
+static int link_reset_check(plink *l, int timer)
+{
+    uint64_t bytes = l->h[OUT].bytes + l->h[IN].bytes;
+    if (!timer &&
+        !faults_reset_due(&l->reset, bytes - l->reset_base, loop_now_ms() - l->reset_from_ms))
+        return 0;
+    epx *x = l->px->x;
+    events_add(&x->ev, loop_now_ms(), "fault_reset",
+               "\"link\":%lu,\"from\":%s,\"to\":%s,\"bytes\":%llu", l->id, events_q(l->from),
+               events_q(l->to), (unsigned long long)bytes);
+    faults_spend_reset(&x->faults, l->from, l->to);
+    faults_spend_reset(&x->faults, l->to, l->from);
+    link_close(l, "daemon", "RESET AFTER (link fault)", 1);
+    return -1;
+}
+
+static void link_reset_fired(void *ctx)
+{
+    plink *l = ctx;
+    l->reset_timer = NULL;
+    link_reset_check(l, 1);
+}
+
+/* Write what d holds to its sink, unless held: the pending bytes, then
+ * what the delay line releases now.  A write error fails the sink's side. */
 static void dir_flush(plink *l, enum dir d)
 {
     half *h = &l->h[d];
@@ -404,6 +573,8 @@ static void dir_flush(plink *l, enum dir d)
         h->off += (size_t)k;
         h->bytes += (uint64_t)k;
     }
+    if (!dir_blocked(h) && shaper_held(&h->sh))
+        dir_shape_out(l, d);
 }
 
 /* ---- the handshake ------------------------------------------------------ */
@@ -512,7 +683,7 @@ static void dir_block(plink *l, enum dir d)
         h->t_first = -1;
         if (l->state == LINK_PENDING)
             h->t_first = l->since_ms;
-        else if (dir_pending(h) || fd_unread(l->fd[dir_src(d)]) > 0)
+        else if (dir_pending(h) || shaper_held(&h->sh) || fd_unread(l->fd[dir_src(d)]) > 0)
             h->t_first = h->t_block;
     }
     dir_timer_clear(l, d);
@@ -699,6 +870,8 @@ static size_t dir_read_room(const plink *l, enum dir d)
     size_t room = RELAY_CHUNK, grace = l->px->x->hold.grace_bytes;
     if (h->hs == HS_GRACE && grace - h->grace_bytes < room)
         room = grace - h->grace_bytes;
+    if (shaper_active(&h->sh) && shaper_room(&h->sh) < room)
+        room = shaper_room(&h->sh);
     return room;
 }
 
@@ -757,9 +930,26 @@ static void dir_pump(plink *l, enum dir d)
             link_eval(l);
             if (dir_blocked(h)) {
                 dir_note_first(h);
-                dir_keep(l, d, scratch, (size_t)k);
+                if (shaper_active(&h->sh))
+                    dir_shape_in(l, d, scratch, (size_t)k);
+                else
+                    dir_keep(l, d, scratch, (size_t)k);
                 return;
             }
+        }
+        if (shaper_active(&h->sh)) {
+            /* a faulty link: through the delay line, out when it says */
+            if (dir_shape_in(l, d, scratch, (size_t)k) < 0)
+                return;
+            dir_flush(l, d);
+            if (h->hs == HS_GRACE && h->grace_bytes >= l->px->x->hold.grace_bytes) {
+                dir_stall(l, d);
+                return;
+            }
+            if ((size_t)k < want || l->names_changed || dir_pending(h))
+                return;
+            budget = budget > (size_t)k ? budget - (size_t)k : 0;
+            continue;
         }
         size_t sent = 0;
         while (sent < (size_t)k) {
@@ -835,6 +1025,8 @@ static void link_update(plink *l)
  * -1 if l was closed (freed). */
 static int link_settle(plink *l)
 {
+    if ((l->reset.set & FAULT_BIT(FAULT_RESET)) && link_reset_check(l, 0) < 0)
+        return -1;
     dir_settle(l, OUT);
     dir_settle(l, IN);
     if (!dir_finished(l, OUT) || !dir_finished(l, IN)) {
@@ -920,6 +1112,7 @@ static int link_apply_rules(plink *l)
 {
     if (l->state == LINK_NAME)
         return 0;   /* no name, no rule applies yet */
+    link_apply_faults(l);
     int blocked = link_eval(l);
     if (blocked && l->px->x->mode == EPXD_MODE_RESET) {
         link_close(l, "daemon", "blocked (reset mode)", 1);
@@ -1263,6 +1456,16 @@ void proxy_links_json(proxy *p, sbuf *out)
                 sbuf_printf(out, ",\"%s_release_at\":%lld,\"%s_release_in_ms\":%lld", dn,
                             loop_timer_when(h->timer) - p->x->ev.t0_ms, dn,
                             loop_timer_when(h->timer) - now);
+        }
+        for (int d = OUT; d <= IN; d++) {
+            const half *h = &l->h[d];
+            if (!h->sh.p.set && !shaper_held(&h->sh))
+                continue;
+            sbuf f = { 0 };
+            faults_params_json(&h->sh.p, &f);
+            sbuf_printf(out, ",\"%s_faults\":{\"delayed_bytes\":%zu%s}", d == OUT ? "out" : "in",
+                        shaper_held(&h->sh), sbuf_str(&f));
+            sbuf_free(&f);
         }
         sbuf_printf(out, ",\"state\":\"%s\",\"held\":\"%s\",\"bytes_out\":%llu,"
                          "\"bytes_in\":%llu,\"since\":%lld,\"age_ms\":%lld}",

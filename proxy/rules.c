@@ -233,6 +233,8 @@ static int put(rules *r, const char *from, const char *to, char *except)
     size_t at = find_slot(r, from, to, &found);
     if (found) {
         rule *k = &r->v[r->slot[at]];
+        if (k->tag)
+            k->tag = r->tag;   /* a lasting pair stays; a timed one goes to the last naming it */
         if (same_except(k->except, except)) {
             free(except);
             return 0;
@@ -245,6 +247,7 @@ static int put(rules *r, const char *from, const char *to, char *except)
     snprintf(k->from, sizeof k->from, "%s", from);
     snprintf(k->to, sizeof k->to, "%s", to);
     k->except = except;
+    k->tag = r->tag;
     k->glob = rules_is_pattern(from) || rules_is_pattern(to);
     if (k->glob)
         r->glob[r->nglob++] = r->n;
@@ -316,6 +319,22 @@ void rules_clear(rules *r)
     r->nglob = 0;
     for (size_t i = 0; i < r->nslot; i++)
         r->slot[i] = -1;
+}
+
+int rules_remove_tag(rules *r, unsigned long tag)
+{
+    int removed = 0;
+    if (!tag)
+        return 0;
+    for (size_t k = r->n; k-- > 0;) {
+        if (k >= r->n || r->v[k].tag != tag)
+            continue;
+        char from[RULES_MAX_NAME + 1], to[RULES_MAX_NAME + 1];
+        memcpy(from, r->v[k].from, sizeof from);
+        memcpy(to, r->v[k].to, sizeof to);
+        removed += rules_remove(r, from, to);
+    }
+    return removed;
 }
 
 int rules_valid_name(const char *s, size_t n)
@@ -479,6 +498,7 @@ int rules_replace(rules *r, const rules_spec *s)
 {
     rules fresh;
     rules_init(&fresh);
+    fresh.tag = r->tag;
     int rc = rules_apply(&fresh, s, 1);
     if (rc < 0) {
         rules_free(&fresh);

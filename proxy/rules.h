@@ -28,6 +28,7 @@ typedef struct rule {
     char to[RULES_MAX_NAME + 1];
     char *except;         /* NULL, or "p1,p2": nodes this pair never blocks */
     int glob;             /* from or to is a pattern: on the scanned list */
+    unsigned long tag;    /* the timed command that made it (rules.tag), 0: none */
 } rule;
 
 #define RULES_MAX 4096       /* blocked pairs at most: 64 nodes fully split */
@@ -42,6 +43,10 @@ typedef struct rules {
     size_t nglob, globcap;
     unsigned long long gen;   /* bumped by every change of the set: readers
                                * that cache verdicts (udp.c) compare it */
+    unsigned long tag;    /* stamped on the pairs a change adds (0: a lasting
+                           * change).  A pair that was there keeps lasting if it
+                           * did; a timed pair goes to the last command naming
+                           * it (which may make it lasting) */
 } rules;
 
 /* The names of a CUT/FIX line, parsed. */
@@ -71,6 +76,9 @@ int rules_add(rules *r, const char *from, const char *to);
 /* Remove exactly (from, to).  1 removed, 0 not there. */
 int rules_remove(rules *r, const char *from, const char *to);
 void rules_clear(rules *r);
+/* Remove every pair tagged tag (a timed command's time is up: exactly what
+ * it made and no later command claimed).  The number removed. */
+int rules_remove_tag(rules *r, unsigned long tag);
 
 /* Parse the arguments of CUT/FIX: "n1,n2 n3,n4" (islands, at least two) or
  * "n1,n2 -> n3" (one way).  0, or -1 with a message in err

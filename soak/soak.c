@@ -13,7 +13,10 @@
  *   2 reset        reset mode: cuts kill links, messages are lost
  *   3 hold-long    hold mode, net_ticktime 2 s, cuts held 0.3-5 s: tick
  *                  timeouts, held connection attempts, messages are lost
- *   4 hold-short   as 1, after all that: still no loss
+ *   4 hold-slow    as 1 on slow links: every pair delayed 20 ms with 15 ms
+ *                  of jitter and capped at 20 MB/s each way (DELAY, RATE;
+ *                  set again after each HEAL): still no loss, no reordering
+ *   5 hold-short   as 1, after all that: still no loss
  *
  * Between phases every block is lifted, the mesh reconnected, and each
  * sender puts a mark behind its last message of the phase; the next phase
@@ -71,7 +74,7 @@
 #include "epx_fixture.h"
 
 #define MAX_N    8
-#define NPH      4          /* phases with traffic; phase NPH+1 drains */
+#define NPH      5          /* phases with traffic; phase NPH+1 drains */
 #define COLS     10         /* counters per (phase, peer), as epx_soak:stats/0 */
 #define OUT_MAX  65536
 #define MAX_SPECS 32
@@ -96,6 +99,7 @@ typedef struct phase {
     int hold_min_ms, hold_max_ms;
     int share;                  /* percent of SOAK_SECONDS */
     int lossless;
+    int slow;                   /* links delayed and capped (set_slow) */
     /* what the driver did */
     int episodes, split2, split3, cut1, cut2, isolate, fix, heal, connect_all, rules_checked;
     long long max_held_ms, ms;
@@ -107,13 +111,15 @@ typedef struct phase {
 
 static phase phases[NPH] = {
     { .name = "hold-short", .mode = EPX_MODE_HOLD, .hold_min_ms = 300, .hold_max_ms = 2000,
-      .share = 30, .lossless = 1 },
+      .share = 25, .lossless = 1 },
     { .name = "reset", .mode = EPX_MODE_RESET, .hold_min_ms = 300, .hold_max_ms = 3000,
-      .share = 25 },
+      .share = 20 },
     { .name = "hold-long", .mode = EPX_MODE_HOLD, .short_tick = 1, .hold_min_ms = 300,
-      .hold_max_ms = 5000, .share = 25 },
+      .hold_max_ms = 5000, .share = 20 },
+    { .name = "hold-slow", .mode = EPX_MODE_HOLD, .hold_min_ms = 300, .hold_max_ms = 2000,
+      .share = 20, .lossless = 1, .slow = 1 },
     { .name = "hold-short", .mode = EPX_MODE_HOLD, .hold_min_ms = 300, .hold_max_ms = 2000,
-      .share = 20, .lossless = 1 },
+      .share = 15, .lossless = 1 },
 };
 
 /* ---- small things -------------------------------------------------------- */
@@ -606,6 +612,8 @@ static int do_isolate(phase *ph, int i)
     return 0;
 }
 
+static int set_slow(phase *ph);
+
 static int do_heal(phase *ph)
 {
     if (epx_fixture_heal(cl) < 0) {
@@ -617,6 +625,27 @@ static int do_heal(phase *ph)
     model_clear();
     ph->heal++;
     check_rules(ph, "HEAL");
+    return ph->slow ? set_slow(ph) : 0;   /* HEAL removed the link faults too */
+}
+
+/* hold-slow: every pair of nodes delayed and capped, both ways. */
+static int set_slow(phase *ph)
+{
+    char islands[1024], cmd[1200], out[256];
+    size_t k = 0;
+    for (int i = 0; i < cfg.n; i++)
+        k += (size_t)snprintf(islands + k, sizeof islands - k, "%s%s", i ? " " : "", sname(i));
+    const char *tails[] = { "20ms JITTER 15ms", "20MB/s" };
+    for (int t = 0; t < 2; t++) {
+        snprintf(cmd, sizeof cmd, "%s %s %s", t ? "RATE" : "DELAY", islands, tails[t]);
+        if (epx_fixture_control(cl, cmd, out, sizeof out) < 0) {
+            failure("%s: %s", cmd, epx_fixture_last_error());
+            control_ok = 0;
+            return -1;
+        }
+        jlog("%s", cmd);
+    }
+    (void)ph;
     return 0;
 }
 
@@ -899,6 +928,8 @@ static int run_phase(int p)
         ph->name, ph->mode == EPX_MODE_HOLD ? "hold" : "reset",
         ph->short_tick ? cfg.short_tick : cfg.tick, ph->hold_min_ms / 1000.0,
         ph->hold_max_ms / 1000.0, (end - t0) / 1000);
+    if (ph->slow && set_slow(ph) < 0)
+        return -1;
     while (now_ms() < end && control_ok) {
         /* an episode: blocks for D ms, changed every few hundred ms, then
          * lifted (HEAL, or FIX of what is left), then connect_all */

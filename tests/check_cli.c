@@ -832,6 +832,31 @@ START_TEST(test_view_frame_width)
 }
 END_TEST
 
+START_TEST(test_view_faults)
+{
+    /* the live view's line for slow links, flaps and the schedule */
+    sbuf b = { 0 };
+    view_faults_text(&b, "{\"links\":[],\"timed\":[],\"flaps\":[],\"nemesis\":null}");
+    ck_assert_str_eq(sbuf_str(&b), "none");
+    sbuf_reset(&b);
+    view_faults_text(&b,
+        "{\"links\":[{\"from\":\"n1\",\"to\":\"n2\",\"delay_ms\":50,\"jitter_ms\":10,"
+        "\"rate\":1000000},{\"from\":\"n2\",\"to\":\"n1\",\"delay_ms\":50,\"jitter_ms\":0,"
+        "\"timed\":true}],\"timed\":[{\"command\":\"DELAY n1 n2 50ms FOR 1m\",\"left_ms\":5}],"
+        "\"flaps\":[{\"id\":1,\"spec\":\"n3 n4\",\"up_ms\":1000,\"down_ms\":500,"
+        "\"state\":\"down\",\"cycles\":3}],\"nemesis\":{\"shape\":\"random-halves\","
+        "\"seed\":9,\"every_ms\":2000,\"heal_ms\":1000,\"step\":2,\"state\":\"partitioned\"}}");
+    ck_assert_str_eq(sbuf_str(&b),
+                     "n1 -> n2 delay 50ms+10ms, rate 1000000 B/s; n2 -> n1 delay 50ms (timed); "
+                     "flap n3 n4 (down, cycle 3); nemesis random-halves seed 9 step 2 "
+                     "(partitioned); 1 timed command pending");
+    sbuf_reset(&b);
+    view_faults_text(&b, "not json");
+    ck_assert_str_eq(sbuf_str(&b), "?");
+    sbuf_free(&b);
+}
+END_TEST
+
 START_TEST(test_view_link_counts)
 {
     /* the case: 10 links, some closing, some held (some both) */
@@ -1026,6 +1051,7 @@ Suite *cli_suite(void)
     TC(s, "view_wrap", test_view_wrap, 10);
     TC(s, "view_frame_width", test_view_frame_width, 10);
     TC(s, "view_link_counts", test_view_link_counts, 10);
+    TC(s, "view_faults", test_view_faults, 10);
     TC(s, "view_partition_events", test_view_partition_events, 10);
     TC(s, "view_dead_node", test_view_dead_node, 10);
     TC(s, "self_command", test_self_command, 10);

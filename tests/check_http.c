@@ -215,6 +215,22 @@ START_TEST(post_commands)
     expect("GET", "/mode", NULL, 200, "{\"mode\":\"reset\"}");
     /* the events are the line protocol's */
     ck_assert_msg(strstr(line("EVENTS"), "\"type\":\"split\",\"spec\":\"x y\""), "%s", line("EVENTS"));
+    /* link faults and schedules: the same commands, the same state */
+    expect("POST", "/delay", "{\"islands\": [[\"n1\"],[\"n2\"]], \"delay\": \"50ms\", \"jitter\": 5}",
+           200, "{\"ok\":true,\"not_registered\":[\"n1\",\"n2\"]}");
+    expect("POST", "/rate", "{\"from\": \"n1\", \"to\": \"n2\", \"rate\": \"1MB/s\"}", 200, NULL);
+    ck_assert_msg(strstr(line("FAULTS"), "{\"from\":\"n1\",\"to\":\"n2\",\"delay_ms\":50,"
+                                         "\"jitter_ms\":5,\"rate\":1000000}"), "%s", line("FAULTS"));
+    expect("GET", "/faults", NULL, 200, NULL);
+    expect("POST", "/delay", "{\"islands\": [[\"n1\"],[\"n2\"]], \"delay\": \"soon\"}", 400, NULL);
+    expect("POST", "/flap", "{\"islands\": [[\"a\"],[\"b\"]], \"up\": 1000, \"down\": 1000}", 200,
+           "{\"flap\":1}");
+    expect("POST", "/flap/stop", NULL, 200, "{\"ok\":true}");
+    expect("POST", "/nemesis", "{\"shape\": \"halves\", \"every\": 1000, \"heal\": 500, \"seed\": 4}",
+           200, "{\"shape\":\"halves\",\"seed\":4,\"every\":\"1s\",\"heal\":\"500ms\",\"for_ms\":0}");
+    expect("POST", "/nemesis/stop", NULL, 200, "{\"ok\":true}");
+    expect("POST", "/clear", NULL, 200, "{\"ok\":true}");
+    ck_assert_str_eq(line("FAULTS"), "{\"links\":[],\"timed\":[],\"flaps\":[],\"nemesis\":null}");
 }
 END_TEST
 

@@ -307,6 +307,32 @@ START_TEST(body_spec)
 }
 END_TEST
 
+START_TEST(body_faults)
+{
+    expect_args(HTTP_BODY_DELAY, "{\"islands\":[[\"n1\"],[\"n2\"]],\"delay\":\"50ms\"}", "n1 n2 50ms");
+    /* members in any order, words in the command's; numbers are ms */
+    expect_args(HTTP_BODY_DELAY, "{\"for\":\"2s\",\"jitter\":10,\"delay\":50,\"from\":\"a\",\"to\":\"b\"}",
+                "a -> b 50ms JITTER 10ms FOR 2s");
+    expect_args(HTTP_BODY_RATE, "{\"islands\":[[\"a\"],[\"b\"]],\"rate\":1000000}", "a b 1000000B/s");
+    expect_args(HTTP_BODY_RATE, "{\"islands\":[[\"a\"],[\"b\"]],\"rate\":\"1MB/s\"}", "a b 1MB/s");
+    expect_args(HTTP_BODY_CLEAR, "{}", "");
+    expect_args(HTTP_BODY_CLEAR, "{\"islands\":[[\"a\"],[\"b\"]]}", "a b");
+    expect_args(HTTP_BODY_FLAP, "{\"islands\":[[\"a\"],[\"b\"]],\"down\":\"1s\",\"up\":2000}",
+                "a b UP 2000ms DOWN 1s");
+    expect_args(HTTP_BODY_NEMESIS, "{\"shape\":\"halves\",\"seed\":7}", "SHAPE halves SEED 7");
+    expect_args(HTTP_BODY_NEMESIS, "{\"shape\":\"bridge\",\"every\":\"2s\",\"heal\":1000}",
+                "START bridge EVERY 2s HEAL 1000ms");
+    /* what the command says is wrong is left to it; what would change the
+     * line's words is refused here */
+    expect_body_error(HTTP_BODY_DELAY, "{\"islands\":[[\"a\"],[\"b\"]],\"delay\":\"5 ms\"}", "one word");
+    expect_body_error(HTTP_BODY_DELAY, "{\"islands\":[[\"a\"],[\"b\"]],\"delay\":-5}", "whole number");
+    expect_body_error(HTTP_BODY_DELAY, "{\"islands\":[[\"a\"],[\"b\"]],\"delay\":\"\"}", "empty");
+    expect_body_error(HTTP_BODY_DELAY, "{\"islands\":[[\"a\"],[\"b\"]],\"rate\":5}", "unknown member 'rate'");
+    expect_body_error(HTTP_BODY_NEMESIS, "{\"shape\":\"halves\",\"islands\":[]}", "unknown member");
+    expect_body_error(HTTP_BODY_FLAP, "{\"up\":1}", "needs islands");
+}
+END_TEST
+
 START_TEST(body_spec_errors)
 {
     expect_body_error(HTTP_BODY_SPEC, "", "not valid JSON");
@@ -384,7 +410,7 @@ Suite *http_parse_suite(void)
     const TTest *cases[] = {
         simple_get, bare_lf_and_leading_blank_lines, trickle, pipelined, body_incomplete,
         connection_header, bad_request_lines, bad_headers, framing_refused, limits,
-        request_line_detection, tokens, body_spec, body_spec_errors, body_node_mode, unescape,
+        request_line_detection, tokens, body_spec, body_spec_errors, body_faults, body_node_mode, unescape,
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         TCase *tc = tcase_create(cases[k]->name);
