@@ -21,7 +21,7 @@
 
 typedef enum {
     HTTP_BODY_SPEC, HTTP_BODY_NODE, HTTP_BODY_MODE,
-    /* link faults and schedules (doc/faults.md): a spec as HTTP_BODY_SPEC
+    /* link faults and schedules (README, "Faults beyond cuts"): a spec as HTTP_BODY_SPEC
      * plus members that become the command's words, in this order; a
      * number for a duration is milliseconds, for a rate bytes per second:
      *   DELAY   "delay", "jitter", "for"  {"islands":[["n1"],["n2"]],"delay":"50ms"}

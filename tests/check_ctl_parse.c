@@ -17,7 +17,7 @@ static const struct { const char *word; ctl_cmd cmd; } WORDS[] = {
     /* the LD_PRELOAD shim's (man epmdpxy: "used by the shim") */
     { "APPLISTEN", CTL_APPLISTEN }, { "APPUNLISTEN", CTL_APPUNLISTEN },
     { "APPROUTE", CTL_APPROUTE },   { "APPCONNECT", CTL_APPCONNECT },
-    /* link faults and schedules (doc/faults.md) */
+    /* link faults and schedules (README, "Faults beyond cuts") */
     { "DELAY", CTL_DELAY },     { "RATE", CTL_RATE },         { "RESET", CTL_RESET },
     { "SLICE", CTL_SLICE },     { "SLOWCLOSE", CTL_SLOWCLOSE }, { "CLEAR", CTL_CLEAR },
     { "FAULTS", CTL_FAULTS },   { "FLAP", CTL_FLAP },         { "NEMESIS", CTL_NEMESIS },
