@@ -494,6 +494,14 @@ static int spawn_server(const char *name)
     return file_int(file);
 }
 
+/* pid (a child of this process) has exited; it is left to be reaped. */
+static int has_exited(int pid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
 /* Run the C client as member name (mode nbclient or refused) against
  * port; its result line. */
 static const char *run_client(const char *name, const char *mode, int port)
@@ -513,6 +521,11 @@ static const char *run_client(const char *name, const char *mode, int port)
         line[0] = 0;
     fclose(f);
     line[strcspn(line, "\n")] = 0;
+    /* The result is written just before the client exits: wait for the
+     * exit itself (without reaping it, spawn_stop does that), or a loaded
+     * machine lets spawn_stop's SIGTERM arrive first. */
+    ck_assert_msg(TU_WAIT_UNTIL(has_exited(pid), WAIT_MS), "%s did not exit after its result '%s'",
+                  name, line);
     int st = epx_fixture_spawn_stop(C, pid);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == (strncmp(line, "ok", 2) ? 1 : 0),
                   "%s: status %d for '%s'", name, st, line);
