@@ -504,15 +504,7 @@ static int dport_free = -1, dport_taken = -1;
 
 static int is_epmdpxy(pid_t pid)
 {
-    char exe[PATH_MAX], link[64], want[PATH_MAX];
-    snprintf(link, sizeof link, "/proc/%d/exe", (int)pid);
-    ssize_t k = readlink(link, exe, sizeof exe - 1);
-    if (k <= 0)
-        return 0;
-    exe[k] = 0;
-    if (!realpath(tu_epmdpxy_path(), want))
-        return 0;
-    return strcmp(exe, want) == 0;
+    return tu_is_daemon_process(pid);
 }
 
 static void stop_daemon_on(int p)

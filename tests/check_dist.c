@@ -561,7 +561,7 @@ static int port_listening(int port)
     return 1;
 }
 
-/* Number of live epmdpxy processes (exe_path) with ERL_EPMD_PORT=port in
+/* Number of live epmdpxy processes (tu_is_daemon_process) with ERL_EPMD_PORT=port in
  * their environment; *first gets the pid of one of them.  Zombies do not
  * count. */
 static int count_detached(int port, pid_t *first)
@@ -579,13 +579,8 @@ static int count_detached(int port, pid_t *first)
         long pid = strtol(e->d_name, &end, 10);
         if (*end || pid <= 0 || pid == getpid())
             continue;
-        char path[64], exe[PATH_MAX];
-        snprintf(path, sizeof path, "/proc/%ld/exe", pid);
-        ssize_t k = readlink(path, exe, sizeof exe - 1);
-        if (k <= 0)
-            continue;
-        exe[k] = 0;
-        if (strncmp(exe, exe_path, strlen(exe_path)) != 0)
+        char path[64];
+        if (!tu_is_daemon_process((pid_t)pid))
             continue;
         snprintf(path, sizeof path, "/proc/%ld/stat", pid);
         FILE *f = fopen(path, "r");
