@@ -75,7 +75,8 @@ int app_parse(const char *text, size_t len, int nports, app_args *out, char *err
         }
         n = next_word(text, len, &i, &w);
         char addr[INET6_ADDRSTRLEN + 1];
-        if (n == 0 || n >= sizeof addr) {
+        /* a NUL would end the address early: "127.0.0.1\0junk" is no address */
+        if (n == 0 || n >= sizeof addr || memchr(w, 0, n)) {
             snprintf(err, errlen, "needs a destination address");
             return -1;
         }

@@ -240,6 +240,9 @@ START_TEST(parse_connect_args)
     ck_assert_int_eq(parse("db 80 40000", 2, &a, err), -1);
     ck_assert_int_eq(parse("db 80 0 127.0.0.1", 2, &a, err), -1);
     ck_assert_int_eq(parse("db 80 40000 127.0.0.1 x", 2, &a, err), -1);
+    /* a NUL inside the address word would cut it short (found by fuzz_ctl) */
+    static const char nul[] = "db 80 40000 127.0.0.1\0junk";
+    ck_assert_int_eq(app_parse(nul, sizeof nul - 1, 2, &a, err, 128), -1);
 }
 END_TEST
 
