@@ -200,11 +200,13 @@ static void add_addr_once(epx_config *cfg, const char *a)
 }
 
 /* Open fds the loop does not watch (stdio, the epoll fd, the signal pipe's
- * write end, the events file): with the loop's count, what is open. */
+ * write end, the events file): with the loop's count, what is open.  Only
+ * fds below the limit count: one above it takes no slot a new fd could
+ * have (valgrind keeps its own fds there). */
 static int count_fds_outside_loop(const loop *l)
 {
-    int n = 0;
-    for (int fd = 0; fd < 4096; fd++)
+    int n = 0, top = sock_fd_limit() < 4096 ? sock_fd_limit() : 4096;
+    for (int fd = 0; fd < top; fd++)
         if (fcntl(fd, F_GETFD) >= 0)
             n++;
     return n - loop_count(l);

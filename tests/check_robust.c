@@ -4,6 +4,7 @@
  * Afterwards the daemon must still serve, and its fd count must come back
  * to where it started.  The junk comes from a fixed seed, printed. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -609,12 +610,46 @@ static void exhaust(const char *what, int port, int base)
 /* Idle EPMD clients up to the fd limit must not take the fds a
  * registration needs: an ALIVE2 on an accepted connection still opens its
  * proxy listener (the daemon keeps a reserve and stops accepting before). */
+/* pid's open fds numbered below `below`: those that count against an fd
+ * limit of `below` (under valgrind, its own fds sit above the limit). */
+static int fds_below(pid_t pid, int below)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.' && atoi(e->d_name) < below)
+            n++;
+    closedir(d);
+    return n;
+}
+
 START_TEST(fd_reserve_for_alive2)
 {
+    if (getenv("EPX_VALGRIND")) {
+        /* valgrind answers the daemon's getrlimit from its own copy of the
+         * limit, taken when it starts: a prlimit from outside is not seen,
+         * so the daemon would keep no reserve below it.  Here the daemon
+         * starts again with the soft limit already 64; valgrind passes that
+         * on as soft and hard limit (and keeps its own fds above it). */
+        tu_daemon_stop(&D);
+        struct rlimit rl;
+        ck_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+        struct rlimit low = { 64, rl.rlim_max };
+        ck_assert_msg(setrlimit(RLIMIT_NOFILE, &low) == 0, "setrlimit: %s", strerror(errno));
+        int r = tu_daemon_start(&D, NULL);
+        ck_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+        ck_assert_msg(r == 0, "epmdpxy did not start with the fd limit 64");
+    }
     int base = base_fds();
     struct rlimit low = { 64, 64 };
-    ck_assert_msg(prlimit(D.pid, RLIMIT_NOFILE, &low, NULL) == 0, "prlimit: %s",
-                  strerror(errno));
+    if (!getenv("EPX_VALGRIND"))
+        ck_assert_msg(prlimit(D.pid, RLIMIT_NOFILE, &low, NULL) == 0, "prlimit: %s",
+                      strerror(errno));
     /* the registration's connection first, so that it is accepted */
     int reg = fn_connect(D.epmd_port, NULL);
     ck_assert_msg(reg >= 0, "connect: %s", fn_err());
@@ -627,7 +662,7 @@ START_TEST(fd_reserve_for_alive2)
         ck_assert_msg(fds[i] >= 0, "connect %d: %s", i, fn_err());
     }
     int now = 0;
-    ck_assert_msg(TU_WAIT_UNTIL((now = tu_fd_count(D.pid)) >= 64 - EPX_FD_RESERVE, 10000),
+    ck_assert_msg(TU_WAIT_UNTIL((now = fds_below(D.pid, 64)) >= 64 - EPX_FD_RESERVE, 10000),
                   "the daemon has %d fds 10 s after %d connections", now, N);
     int port;
     int lfd = fn_listen(&port);

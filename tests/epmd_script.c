@@ -1186,21 +1186,22 @@ static unsigned long listen_inode(const char *table, int port)
     return found;
 }
 
-pid_t es_pid_listening_on(int port)
+int es_pids_listening_on(int port, pid_t *first)
 {
+    *first = -1;
     unsigned long inode = listen_inode("/proc/net/tcp", port);
     if (!inode)
         inode = listen_inode("/proc/net/tcp6", port);
     if (!inode)
-        return -1;
+        return 0;
     char want[64];
     snprintf(want, sizeof want, "socket:[%lu]", inode);
     DIR *d = opendir("/proc");
     if (!d)
-        return -1;
-    pid_t found = -1;
+        return 0;
+    int count = 0;
     struct dirent *e;
-    while (found < 0 && (e = readdir(d)) != NULL) {
+    while ((e = readdir(d)) != NULL) {
         if (!isdigit((unsigned char)e->d_name[0]))
             continue;
         char path[300];
@@ -1219,14 +1220,22 @@ pid_t es_pid_listening_on(int port)
                 continue;
             tgt[k] = 0;
             if (strcmp(tgt, want) == 0) {
-                found = (pid_t)atoi(e->d_name);
+                if (count++ == 0)
+                    *first = (pid_t)atoi(e->d_name);
                 break;
             }
         }
         closedir(fdd);
     }
     closedir(d);
-    return found;
+    return count;
+}
+
+pid_t es_pid_listening_on(int port)
+{
+    pid_t pid;
+    es_pids_listening_on(port, &pid);
+    return pid;
 }
 
 size_t es_mask_text(char *s, size_t n)

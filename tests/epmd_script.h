@@ -208,6 +208,9 @@ int es_read_line(int fd, char *out, size_t len, int timeout_ms);
 /* The pid of the process listening on 127.0.0.1:port (or [::1]:port, or a
  * wildcard), found through /proc; -1 if none. */
 pid_t es_pid_listening_on(int port);
+/* How many processes hold that listening socket (a forking daemon's
+ * parent, until it has exited, holds it too); *first gets one, or -1. */
+int es_pids_listening_on(int port, pid_t *first);
 /* Mask "port N", "port = N", "fd = N" (N decimal) to '#' in text, in place;
  * returns the new length. */
 size_t es_mask_text(char *s, size_t n);

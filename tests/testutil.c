@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -29,6 +30,44 @@ const char *tu_epmdpxy_path(void)
 {
     const char *p = getenv("EPX_EPMDPXY");
     return (p && *p) ? p : "build/epmdpxy";
+}
+
+/* 1 if one of pid's command-line arguments has the basename "epmdpxy". */
+static int cmdline_runs_epmdpxy(pid_t pid)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    for (char *a = buf; a < buf + n; a += strlen(a) + 1) {
+        const char *base = strrchr(a, '/');
+        if (!strcmp(base ? base + 1 : a, "epmdpxy"))
+            return 1;
+    }
+    return 0;
+}
+
+int tu_is_daemon_process(pid_t pid)
+{
+    char link[64], exe[PATH_MAX], want[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/%d/exe", (int)pid);
+    ssize_t k = readlink(link, exe, sizeof exe - 1);
+    if (k <= 0)
+        return 0;
+    exe[k] = 0;
+    size_t wl;
+    if (realpath(tu_epmdpxy_path(), want) && !strncmp(exe, want, wl = strlen(want)) &&
+        (!exe[wl] || !strcmp(exe + wl, " (deleted)")))   /* rebuilt while it runs */
+        return 1;
+    /* Under valgrind the exe is valgrind's tool (.../valgrind/memcheck-amd64-linux)
+     * and the daemon's program one of its arguments. */
+    return getenv("EPX_VALGRIND") && strstr(exe, "/valgrind/") && cmdline_runs_epmdpxy(pid);
 }
 
 long long tu_now_ms(void)

@@ -21,6 +21,11 @@ void testutil_cleanup(void);
 
 /* Path of the epmdpxy binary under test ($EPX_EPMDPXY, else build/epmdpxy). */
 const char *tu_epmdpxy_path(void);
+/* 1 if process pid runs the daemon tu_epmdpxy_path() names: its
+ * /proc/PID/exe is that file, or under `make valgrind` (EPX_VALGRIND set,
+ * the path a wrapper that execs valgrind) the process is valgrind running
+ * a program named epmdpxy. */
+int tu_is_daemon_process(pid_t pid);
 
 /* Start epmdpxy --port 0 --control 0 plus `extra` (NULL-terminated, may be
  * NULL) and wait up to 10 s for its READY line.  0 on success, -1 on failure

@@ -3,7 +3,9 @@
  * ctl_parse_line(); every line's arguments go through rules_parse_spec(),
  * and a spec that parses is applied (cut, cut again, JSON, fix) to a rule
  * set; they also go through rules_parse_isolate(), and what parses is
- * applied with rules_isolate().  Each line is also quoted with
+ * applied with rules_isolate(); and they go through app_parse() as one
+ * port (APPLISTEN ...) and as APPCONNECT's four words.  Each line is also
+ * quoted with
  * sbuf_json_str() and must come back. */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "app_parse.h"
 #include "ctl_parse.h"
 #include "rules.h"
 #include "sbuf.h"
@@ -210,6 +213,62 @@ static void check_isolate(const char *args, size_t len)
     sbuf_free(&ex);
 }
 
+/* The decimal port p is a word of args. */
+static int has_port_word(const char *args, size_t len, int p)
+{
+    char w[8];
+    int wl = snprintf(w, sizeof w, "%d", p);
+    for (size_t i = 0; i + (size_t)wl <= len; i++)
+        if ((i == 0 || blank(args[i - 1])) && !memcmp(args + i, w, (size_t)wl) &&
+            (i + (size_t)wl == len || blank(args[i + (size_t)wl])))
+            return 1;
+    return 0;
+}
+
+/* The shim's commands' arguments: what parses is a plain node name that
+ * opens the arguments and ports in range that appear in them; APPCONNECT's
+ * destination is loopback with the port set; a refusal says why. */
+static void check_app(const char *args, size_t len)
+{
+    for (int nports = 1; nports <= 2; nports++) {
+        app_args a;
+        char err[256];
+        err[0] = 0;
+        int r = app_parse(args, len, nports, &a, err, sizeof err);
+        FZ_CHECK(r == 0 || r == -1, "app_parse returned %d", r);
+        if (r < 0) {
+            FZ_CHECK(err[0] && memchr(err, 0, sizeof err), "refused without a reason");
+            continue;
+        }
+        size_t nl = strnlen(a.node, sizeof a.node);
+        FZ_CHECK(nl > 0 && nl < sizeof a.node && rules_valid_name(a.node, nl) &&
+                     !rules_is_pattern(a.node),
+                 "node '%s' accepted", a.node);
+        FZ_CHECK(nl <= len && !memcmp(args, a.node, nl) && (nl == len || blank(args[nl])),
+                 "node '%s' is not the first word", a.node);
+        FZ_CHECK(a.port >= 1 && a.port <= 65535 && has_port_word(args, len, a.port),
+                 "port %d", a.port);
+        if (nports == 1) {
+            FZ_CHECK(a.src_port == 0 && a.destlen == 0, "one port, yet a destination");
+            continue;
+        }
+        FZ_CHECK(a.src_port >= 1 && a.src_port <= 65535 && has_port_word(args, len, a.src_port),
+                 "source port %d", a.src_port);
+        const struct sockaddr *sa = (const struct sockaddr *)&a.dest;
+        if (sa->sa_family == AF_INET)
+            FZ_CHECK(a.destlen == sizeof(struct sockaddr_in) &&
+                         ntohs(((const struct sockaddr_in *)sa)->sin_port) == a.port,
+                     "IPv4 destination");
+        else
+            FZ_CHECK(sa->sa_family == AF_INET6 && a.destlen == sizeof(struct sockaddr_in6) &&
+                         ntohs(((const struct sockaddr_in6 *)sa)->sin6_port) == a.port,
+                     "destination family %d", sa->sa_family);
+        FZ_CHECK(app_is_loopback(sa), "a destination that is not loopback");
+        /* every byte of the accepted address is part of it: no NUL cuts it short */
+        FZ_CHECK(!memchr(args, 0, len), "arguments with a NUL byte accepted");
+    }
+}
+
 static void check_quote(const char *line, size_t len)
 {
     sbuf out = { 0 };
@@ -257,6 +316,7 @@ static void check_line(const char *line, size_t len)
     (void)ctl_cmd_takes_args(cl.cmd);
     check_spec(cl.args, cl.argslen);
     check_isolate(cl.args, cl.argslen);
+    check_app(cl.args, cl.argslen);
     check_quote(line, len);
 }
 
