@@ -19,6 +19,7 @@ static const struct {
     { "APPLISTEN", CTL_APPLISTEN, 1 }, { "APPUNLISTEN", CTL_APPUNLISTEN, 1 },
     { "APPROUTE", CTL_APPROUTE, 1 },   { "APPCONNECT", CTL_APPCONNECT, 1 },
     { "APPS", CTL_APPS, 0 },
+    { "EPMDPORT", CTL_EPMDPORT, 1 },
 };
 
 long ctl_next_line(const char *buf, size_t n, size_t *consumed)

@@ -27,6 +27,7 @@ typedef enum {
     CTL_APPROUTE,
     CTL_APPCONNECT,
     CTL_APPS,
+    CTL_EPMDPORT,    /* a node's own EPMD port */
     CTL_UNKNOWN,
 } ctl_cmd;
 

@@ -79,6 +79,8 @@ static const char usage_text[] =
     "  RULES                          the blocks (JSON)\n"
     "  STATUS                         a summary (JSON)\n"
     "  EVENTS [SEQ]                   recent events, or those after SEQ\n"
+    "  EPMDPORT [NODE [ADDR]]         NODE's own EPMD port (JSON): lookups on it are\n"
+    "                                 NODE's, held across its cuts; ADDR: its host\n"
     "  SHUTDOWN                       reply OK, then exit 0\n"
     "  QUIT                           reply OK, then close the connection\n"
     "Used by the LD_PRELOAD shim (libepx_preload.so), see epmdpxy(1):\n"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "epmd_srv.h"
 #include "log.h"
 #include "sniff.h"
 #include "sock.h"
@@ -145,6 +146,7 @@ typedef struct plink {
     int gave_up;                /* LINK_PENDING: the block lifted after the last SYN retry */
     int names_changed;          /* the node's handshake named someone new: apply the rules */
     int target_port;            /* the node's own port */
+    char target_addr[64];       /* ... on this host address (EPMDPORT name addr); "": loopback */
     char target[EPMD_MAXSYMLEN + 1];       /* its registered (alive) name */
     char from[SNIFF_MAX_NAME + 1];
     char to[SNIFF_MAX_NAME + 1];
@@ -858,6 +860,8 @@ static int start_connect(plink *l)
     const hold_params *hp = &l->px->x->hold;
     int fd = l->kind == KIND_APP
                  ? sock_connect_addr((struct sockaddr *)&l->dest, l->destlen, hp->rcvbuf, hp->mss)
+             : l->target_addr[0]
+                 ? sock_connect_host(l->target_addr, l->target_port, hp->rcvbuf, hp->mss)
                  : sock_connect_loopback(l->target_port, hp->rcvbuf, hp->mss);
     if (fd < 0) {
         log_msg(LOG_ERR, "link %lu: cannot connect to %s on port %d: %s", l->id, l->target,
@@ -1111,6 +1115,8 @@ static void listener_event(void *ctx, int lfd, short rev)
         l->h[OUT].t_first = l->h[IN].t_first = -1;
         l->target_port = n->port;
         snprintf(l->target, sizeof l->target, "%s", n->name);
+        const char *host = epmd_srv_node_addr(p->x->epmd, n->name, n->namelen);
+        snprintf(l->target_addr, sizeof l->target_addr, "%s", host ? host : "");
         snprintf(l->to, sizeof l->to, "%s", n->full[0] ? n->full : n->name);
         l->since_ms = loop_now_ms();
         l->next = p->links;
@@ -1186,7 +1192,11 @@ void proxy_app_link(proxy *p, int fd, const char *from, const char *to,
 int proxy_node_up(proxy *p, reg_node *n)
 {
     char err[256];
-    const char *addr = p->x->cfg.naddrs ? p->x->cfg.addrs[0] : NULL;
+    /* on the node's host address if it has one (its name's host: the
+     * others connect there), else the daemon's first */
+    const char *addr = epmd_srv_node_addr(p->x->epmd, n->name, n->namelen);
+    if (!addr)
+        addr = p->x->cfg.naddrs ? p->x->cfg.addrs[0] : NULL;
     int fd = sock_listen(addr, 0, err, sizeof err);
     if (fd < 0) {
         log_msg(LOG_ERR, "proxy listener for %s: %s", n->name, err);

@@ -356,8 +356,11 @@ zombie(Pid) ->
         _ -> true
     end.
 
+%% Each node has a host of its own on both backends: 10.99.0.X in its
+%% namespace, 127.0.0.X behind the daemon (EPMDPORT nX 127.0.0.X: the node's
+%% own EPMD port, its proxy listener and NAMES of its host are there).
 host(#{kind := real}, I) -> fmt("10.99.0.~c", [lists:last(atom_to_list(I))]);
-host(#{kind := epmdpxy}, _) -> "127.0.0.1".
+host(#{kind := epmdpxy}, I) -> fmt("127.0.0.~c", [lists:last(atom_to_list(I))]).
 
 %% --- nodes -------------------------------------------------------------
 %% A node is a map: its short id (n1), full name, port.  Started like the
@@ -380,7 +383,8 @@ start_nodes(BS = #{cookie := Cookie}, Cfg = #{agent := Agent, beams := Beams, ti
                      #{kind := real, ip := Ip, ns := Ns} ->
                          {Ip, ["netns", "exec", fmt("~ts-~w", [Ns, I]), Erl | ErlArgs],
                           [{"ERL_EPMD_PORT", false}]};
-                     #{kind := epmdpxy, epmd := EP} ->
+                     #{kind := epmdpxy} ->
+                         EP = epmd_port(BS, I, Host),
                          {Erl, ErlArgs, [{"ERL_EPMD_PORT", integer_to_list(EP)}]}
                  end,
              P = spawn_logged(Exe, Args, Env, fmt("~w-~w", [bs_kind(BS), I]), Cfg),
@@ -388,6 +392,12 @@ start_nodes(BS = #{cookie := Cookie}, Cfg = #{agent := Agent, beams := Beams, ti
          end || I <- ?PAIR],
     [await_ready(N) || {_, N} <- Started],
     maps:from_list(Started).
+
+%% The node's own EPMD port on the daemon, on its host address.
+epmd_port(BS, I, Host) ->
+    Reply = control(BS, fmt("EPMDPORT ~w ~ts", [I, Host])),
+    {match, [P]} = re:run(Reply, "^OK \\{.*\"port\":([0-9]+)", [{capture, all_but_first, list}]),
+    list_to_integer(P).
 
 await_ready(#{port := P, name := Name}) ->
     receive
