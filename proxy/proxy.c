@@ -26,6 +26,7 @@
 #define NAME_TIMEOUT_MS 15000         /* to send the first handshake frame */
 #define CONNECT_TIMEOUT_MS 10000      /* to reach the node's real port */
 #define PUMP_BUDGET     (4 * RELAY_CHUNK) /* bytes one event may move before others' turn */
+#define RESTORE_RCVBUF  (1024 * 1024) /* a shrunk buffer's size after, when rcvbuf is 0 */
 
 enum link_state {
     LINK_NAME,          /* reading the initiator's first frame (deadline: NAME_TIMEOUT_MS) */
@@ -117,6 +118,7 @@ typedef struct half {
     long long t_lift;           /* when the block lifted (RELEASING) */
     size_t grace_bytes;         /* GRACE: bytes let through since t_block */
     loop_timer *timer;          /* RELEASING: the release; GRACE: the stall */
+    int shrunk;                 /* the source socket's SO_RCVBUF is held_rcvbuf (dir_shape) */
     uint8_t *buf;               /* the pending bytes, allocated only while there are some */
     size_t off, len, cap;       /* pending: buf[off..len); buf holds cap */
     uint64_t bytes;             /* relayed so far */
@@ -539,6 +541,28 @@ static void dir_arm(plink *l, enum dir d)
     h->grace_bytes = 0;
 }
 
+/* The receive buffer of d's source socket under MODE hold with
+ * held_rcvbuf: shrunk while d is HELD or STALLED, so that the source's
+ * kernel is no longer acknowledged for what it sends into the cut (its
+ * send buffer does not grow behind our window: it fills as on a lossy
+ * path, and busy_dist_port comes when it would), restored the moment the
+ * block lifts (the path is back; the source's own retransmission then
+ * delivers what was dropped, to wait here for d's release). */
+static void dir_shape(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    const hold_params *hp = &l->px->x->hold;
+    int fd = l->fd[dir_src(d)];
+    int want = (h->hs == HS_HELD || h->hs == HS_STALLED) && hp->held_rcvbuf > 0 &&
+               l->px->x->mode == EPXD_MODE_HOLD &&
+               (l->state == LINK_HANDSHAKE || l->state == LINK_UP);
+    if (fd < 0 || want == h->shrunk)
+        return;
+    int v = want ? hp->held_rcvbuf : hp->rcvbuf > 0 ? hp->rcvbuf : RESTORE_RCVBUF;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+    h->shrunk = want;
+}
+
 /* Transition: GRACE -> STALLED (its window is full of unacknowledged bytes). */
 static void dir_stall(plink *l, enum dir d)
 {
@@ -546,6 +570,7 @@ static void dir_stall(plink *l, enum dir d)
     dir_timer_clear(l, d);
     dir_note_first(h);
     h->hs = HS_STALLED;
+    dir_shape(l, d);
     log_msg(LOG_DEBUG, "link %lu: %s stalled after %zu bytes of grace", l->id,
             d == OUT ? "out" : "in", h->grace_bytes);
 }
@@ -638,6 +663,7 @@ static int link_eval(plink *l)
             dir_arm(l, d);
         else
             dir_unblock(l, d);
+        dir_shape(l, d);
     }
     return blocked[OUT] || blocked[IN];
 }
