@@ -11,6 +11,7 @@
 #   make netsplit NETSPLIT_REPEAT=3        more runs per row (medians, ranges)
 #   make netsplit NETSPLIT_ROWS=blip-1.5,cut-3.3    some rows only
 #   make netsplit NETSPLIT_BACKENDS=epmdpxy          the daemon's side alone (no root)
+#   make netsplit NETSPLIT_HOLD="held_rcvbuf=4096"   knobs for the daemon's MODE hold
 #   make netsplit-compare                  compare the last results again
 # `make check` runs it too, with the known differences, when CI is set or
 # NETSPLIT_IN_CHECK=1 (NETSPLIT_IN_CHECK=0 turns it off); without root it
@@ -20,11 +21,12 @@ NETSPLIT_REPEAT   ?= 1
 NETSPLIT_KNOWN    ?=
 NETSPLIT_ROWS     ?= all
 NETSPLIT_BACKENDS ?= real,epmdpxy
+NETSPLIT_HOLD     ?=
 NETSPLIT_IN_CHECK ?= $(if $(CI),1,0)
 NETSPLIT_BEAMS    := $(B)/netsplit/epx_netsplit.beam
 NETSPLIT_RUN       = NETSPLIT_OUT=$(abspath $(B)/netsplit) NETSPLIT_BEAMS=$(abspath $(B)/netsplit) \
 	NETSPLIT_REPEAT=$(NETSPLIT_REPEAT) NETSPLIT_ROWS=$(NETSPLIT_ROWS) \
-	NETSPLIT_BACKENDS=$(NETSPLIT_BACKENDS) NETSPLIT_KNOWN=$(1) \
+	NETSPLIT_BACKENDS=$(NETSPLIT_BACKENDS) NETSPLIT_KNOWN=$(1) NETSPLIT_HOLD="$(NETSPLIT_HOLD)" \
 	EPX_EPMDPXY=$(abspath $(B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) \
 	sh tests/netsplit/netsplit.sh
 

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "epmd_srv.h"
 #include "log.h"
 #include "proxy.h"
 #include "sock.h"
@@ -159,7 +160,7 @@ int app_nlisteners(const app *a)
 static int daemon_port(app *a, int port)
 {
     epx *x = a->x;
-    if (port == x->epmd_port || port == x->control_port || port == a->port4 ||
+    if (epmd_srv_is_port(x->epmd, port) || port == x->control_port || port == a->port4 ||
         port == a->port6)
         return 1;
     for (reg_node *n = x->reg.reg; n; n = n->next)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "epmd_srv.h"
 #include "faults.h"
 #include "log.h"
 #include "proxy.h"
@@ -75,10 +76,14 @@ unsigned long chaos_tag(chaos *c)
     return ++c->next_tag;
 }
 
+/* The rules changed by a timer: links and held EPMD lookups follow, as
+ * after a command (control.c rules_changed). */
 static void changed(chaos *c)
 {
     if (c->x->proxy)
         proxy_rules_changed(c->x->proxy);
+    if (c->x->epmd)
+        epmd_srv_rules_changed(c->x->epmd);
 }
 
 /* ---- timed commands ------------------------------------------------------ */

@@ -13,6 +13,7 @@
 #include "chaos.h"
 #include "ctl_parse.h"
 #include "faults.h"
+#include "epmd_srv.h"
 #include "http.h"
 #include "http_api.h"
 #include "nemesis.h"
@@ -182,6 +183,13 @@ static int timed_prefix(epx *x, sbuf *o, const ctl_line *cl, size_t *len, long l
     return 1;
 }
 
+/* The rules or the mode changed: links and held EPMD lookups follow. */
+static void rules_changed(epx *x)
+{
+    proxy_rules_changed(x->proxy);
+    epmd_srv_rules_changed(x->epmd);
+}
+
 /* CUT / FIX / SPLIT: islands or (not SPLIT) one way.  SPLIT replaces every
  * rule with exactly the islands' blocks, in one step.  CUT and SPLIT may
  * end with FOR <duration>: then what they added goes again by itself. */
@@ -229,7 +237,7 @@ static void cmd_cut_fix(epx *x, sbuf *o, const ctl_line *cl, ctl_cmd cmd)
                events_qn(cl->args, len), changed, for_ms);
     log_msg(LOG_INFO, "control: %s %.*s (%d pairs changed)", verb, (int)cl->argslen, cl->args,
             changed);
-    proxy_rules_changed(x->proxy);
+    rules_changed(x);
     ok_names(x, o, spec.names, spec.nnames);
 }
 
@@ -269,7 +277,7 @@ static void cmd_isolate(epx *x, sbuf *o, const ctl_line *cl)
         events_add(&x->ev, loop_now_ms(), "isolate", "\"node\":%s,\"for_ms\":%lld",
                    events_q(name[0]), for_ms);
     log_msg(LOG_INFO, "control: ISOLATE %.*s", (int)cl->argslen, cl->args);
-    proxy_rules_changed(x->proxy);
+    rules_changed(x);
     ok_names(x, o, name, 1);
     sbuf_free(&except);
 }
@@ -470,7 +478,7 @@ static void cmd_mode(epx *x, sbuf *o, const ctl_line *cl)
         x->mode = m;
         events_add(&x->ev, loop_now_ms(), "mode", "\"mode\":\"%s\"", epx_mode_name(m));
         log_msg(LOG_INFO, "control: MODE %s", epx_mode_name(m));
-        proxy_rules_changed(x->proxy);
+        rules_changed(x);
     }
     if (m == EPXD_MODE_RESET || cl->argslen == 0 || !memchr(cl->args, '=', cl->argslen)) {
         sbuf_printf(o, "OK %s", epx_mode_name(m));
@@ -497,6 +505,47 @@ static void cmd_events(epx *x, sbuf *o, const ctl_line *cl)
     }
     sbuf_addstr(o, "OK ");
     events_json(&x->ev, after, o);
+}
+
+/* EPMDPORT name [addr]: the node's own EPMD port (epmd_srv.h), made on
+ * first use; EPMDPORT alone lists them. */
+static void cmd_epmdport(epx *x, sbuf *o, const ctl_line *cl)
+{
+    char name[EPMD_MAXSYMLEN + 2], addr[80], err[256];
+    const char *p = cl->args, *end = cl->args + cl->argslen;
+    if (!cl->argslen) {
+        sbuf_addstr(o, "OK ");
+        epmd_srv_ports_json(x->epmd, o);
+        return;
+    }
+    const char *w = p;
+    while (p < end && *p != ' ' && *p != '\t')
+        p++;
+    size_t n = (size_t)(p - w);
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    size_t an = (size_t)(end - p);
+    if (n >= sizeof name || an >= sizeof addr || memchr(w, '@', n) ||
+        (an && (memchr(p, ' ', an) || memchr(p, '\t', an)))) {
+        sbuf_addstr(o, "ERR EPMDPORT takes an alive name (no host) and an optional loopback "
+                       "address");
+        return;
+    }
+    memcpy(name, w, n);
+    name[n] = 0;
+    memcpy(addr, p, an);
+    addr[an] = 0;
+    int port = epmd_srv_node_port(x->epmd, name, an ? addr : NULL, err, sizeof err);
+    if (port < 0) {
+        sbuf_printf(o, "ERR EPMDPORT %s", err);
+        return;
+    }
+    const char *a = epmd_srv_node_addr(x->epmd, name, n);
+    sbuf_addstr(o, "OK {\"name\":");
+    sbuf_json_str(o, name, n);
+    sbuf_printf(o, ",\"port\":%d,\"addr\":", port);
+    sbuf_json_str(o, a ? a : "", a ? strlen(a) : 0);
+    sbuf_addstr(o, "}");
 }
 
 /* The shim's commands (app.h): APPLISTEN, APPUNLISTEN, APPROUTE,
@@ -655,7 +704,7 @@ control_result control_exec_owned(epx *x, const ctl_line *cl, sbuf *o, unsigned 
         size_t nf = faults_clear(&x->faults);
         events_add(&x->ev, loop_now_ms(), "heal", "\"removed\":%zu,\"faults\":%zu", n, nf);
         log_msg(LOG_INFO, "control: HEAL (%zu pairs, %zu faults removed)", n, nf);
-        proxy_rules_changed(x->proxy);
+        rules_changed(x);
         sbuf_addstr(o, "OK");
         break;
     }
@@ -710,6 +759,9 @@ control_result control_exec_owned(epx *x, const ctl_line *cl, sbuf *o, unsigned 
     case CTL_APPUNUDP:
     case CTL_APPUDPROUTE:
         cmd_udp(x, o, cl, owner);
+        break;
+    case CTL_EPMDPORT:
+        cmd_epmdport(x, o, cl);
         break;
     default:
         sbuf_addstr(o, "ERR unknown command: ");

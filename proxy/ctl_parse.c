@@ -29,6 +29,7 @@ static const struct {
     { "SLOWCLOSE", CTL_SLOWCLOSE, 1 }, { "CLEAR", CTL_CLEAR, 1 },
     { "FAULTS", CTL_FAULTS, 0 },       { "FLAP", CTL_FLAP, 1 },
     { "NEMESIS", CTL_NEMESIS, 1 },
+    { "EPMDPORT", CTL_EPMDPORT, 1 },
 };
 
 long ctl_next_line(const char *buf, size_t n, size_t *consumed)

@@ -39,6 +39,7 @@ typedef enum {
     CTL_FAULTS,
     CTL_FLAP,        /* schedules (chaos.h) */
     CTL_NEMESIS,
+    CTL_EPMDPORT,    /* a node's own EPMD port */
     CTL_UNKNOWN,
 } ctl_cmd;
 

@@ -20,6 +20,7 @@ void hold_params_default(hold_params *hp)
     hp->held_bytes = 0;
     hp->rcvbuf = 16 * 1024;
     hp->mss = 1460;
+    hp->held_rcvbuf = 4096;
 }
 
 long long hold_next_retx(const hold_params *hp, long long t_first, long long now)
@@ -121,7 +122,7 @@ int hold_set(hold_params *hp, const char *kv, size_t len, char *err, size_t errl
     struct { const char *name; long long min, limit; } knobs[] = {
         { "rto", 1, DAY_MS }, { "rto_max", 1, DAY_MS }, { "grace", 0, DAY_MS },
         { "grace_bytes", 0, 1LL << 40 }, { "held_bytes", 0, 1LL << 40 }, { "rcvbuf", 0, 1LL << 30 },
-        { "mss", 0, 65536 },
+        { "mss", 0, 65536 }, { "held_rcvbuf", 0, 1LL << 30 },
     };
     if (nl == 3 && !memcmp(kv, "syn", 3)) {
         char tmp[256];
@@ -149,12 +150,13 @@ int hold_set(hold_params *hp, const char *kv, size_t len, char *err, size_t errl
         case 3: hp->grace_bytes = (size_t)v; break;
         case 4: hp->held_bytes = (size_t)v; break;
         case 5: hp->rcvbuf = (int)v; break;
-        default: hp->mss = (int)v; break;
+        case 6: hp->mss = (int)v; break;
+        default: hp->held_rcvbuf = (int)v; break;
         }
         return 0;
     }
     snprintf(err, errlen, "unknown knob '%.*s' (rto, rto_max, syn, grace, grace_bytes, "
-                          "held_bytes, rcvbuf, mss)", (int)(nl > 32 ? 32 : nl), kv);
+                          "held_bytes, rcvbuf, mss, held_rcvbuf)", (int)(nl > 32 ? 32 : nl), kv);
     return -1;
 }
 
@@ -162,9 +164,10 @@ int hold_format(const hold_params *hp, char *buf, size_t len)
 {
     size_t n = 0;
     int k = snprintf(buf, len, "{\"rto\":%d,\"rto_max\":%d,\"grace\":%d,\"grace_bytes\":%zu,"
-                               "\"held_bytes\":%zu,\"rcvbuf\":%d,\"mss\":%d,\"syn\":[",
+                               "\"held_bytes\":%zu,\"rcvbuf\":%d,\"mss\":%d,\"held_rcvbuf\":%d,"
+                               "\"syn\":[",
                      hp->rto_ms, hp->rto_max_ms, hp->grace_ms, hp->grace_bytes, hp->held_bytes,
-                     hp->rcvbuf, hp->mss);
+                     hp->rcvbuf, hp->mss, hp->held_rcvbuf);
     if (k < 0)
         return k;
     n = (size_t)k;

@@ -25,6 +25,9 @@ typedef struct hold_params {
     size_t held_bytes;          /* a held direction reads this many bytes, then stops */
     int rcvbuf;                 /* SO_RCVBUF of proxied sockets; 0: the kernel's autotuning */
     int mss;                    /* MSS proxied sockets announce; 0: loopback's */
+    int held_rcvbuf;            /* SO_RCVBUF of a held source socket, from the block to its
+                                 * lifting (its kernel then drops rather than acknowledges,
+                                 * as the path would); 0: not shrunk */
 } hold_params;
 
 /* Defaults measured on Linux 6.x (tcp_syn_linear_timeouts 4, tcp_rto_min
@@ -50,7 +53,8 @@ long long hold_syn_give_up(const hold_params *hp, long long t_attempt);
 int hold_parse_syn(hold_params *hp, const char *text, char *err, size_t errlen);
 
 /* Set one knob from "name=value": rto, rto_max (ms), syn (as above),
- * grace (ms), grace_bytes, held_bytes, rcvbuf (bytes), mss.  0, or -1 with a
+ * grace (ms), grace_bytes, held_bytes, rcvbuf (bytes), mss, held_rcvbuf
+ * (bytes).  0, or -1 with a
  * message in err (hp unchanged). */
 int hold_set(hold_params *hp, const char *kv, size_t len, char *err, size_t errlen);
 

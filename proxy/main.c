@@ -52,6 +52,9 @@ static const char usage_text[] =
     "                           (default 0: they wait in the kernel)\n"
     "  --rcvbuf N               SO_RCVBUF of proxied sockets (default 16384; 0: autotuned)\n"
     "  --mss N                  MSS proxied sockets announce (default 1460; 0: loopback's)\n"
+    "  --held-rcvbuf N          hold: SO_RCVBUF of a held source socket until the block\n"
+    "                           lifts, so that its sender is not acknowledged (default\n"
+    "                           4096; 0: not shrunk)\n"
     "  -d, -debug               log more to stderr (repeat for more)\n"
     "  -names                   client: list the names registered at the daemon on -port\n"
     "  -dump                    client: dump its registry\n"
@@ -78,7 +81,7 @@ static const char usage_text[] =
     "  MODE [hold|freeze|reset] [knob=value...]\n"
     "                                 read or set what a block does; knobs of hold:\n"
     "                                 rto, rto_max, syn, grace, grace_bytes, held_bytes,\n"
-    "                                 rcvbuf, mss (as the options above)\n"
+    "                                 rcvbuf, mss, held_rcvbuf (as the options above)\n"
     "  NODES                          the registered nodes (JSON)\n"
     "  LINKS                          the proxied links (JSON)\n"
     "  RULES                          the blocks (JSON)\n"
@@ -99,6 +102,8 @@ static const char usage_text[] =
     "                                 random-isolate, random-one-way\n"
     "  (CUT, SPLIT, ISOLATE, DELAY and RATE take FOR DUR: undone after DUR;\n"
     "   ISLANDS are as for CUT, '->' included)\n"
+    "  EPMDPORT [NODE [ADDR]]         NODE's own EPMD port (JSON): lookups on it are\n"
+    "                                 NODE's, held across its cuts; ADDR: its host\n"
     "  SHUTDOWN                       reply OK, then exit 0\n"
     "  QUIT                           reply OK, then close the connection\n"
     "Used by the LD_PRELOAD shim (libepx_preload.so), see epmdpxy(1):\n"
@@ -331,6 +336,7 @@ static const char *hold_knob(const char *opt)
         { "--rto-ms", "rto" }, { "--rto-max-ms", "rto_max" }, { "--syn-schedule", "syn" },
         { "--oneway-grace-ms", "grace" }, { "--oneway-grace-bytes", "grace_bytes" },
         { "--held-bytes", "held_bytes" }, { "--rcvbuf", "rcvbuf" }, { "--mss", "mss" },
+        { "--held-rcvbuf", "held_rcvbuf" },
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(opt, map[i][0]))

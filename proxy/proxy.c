@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 
 #include "faults.h"
+#include "epmd_srv.h"
 #include "log.h"
 #include "shaper.h"
 #include "sniff.h"
@@ -27,6 +28,7 @@
 #define NAME_TIMEOUT_MS 15000         /* to send the first handshake frame */
 #define CONNECT_TIMEOUT_MS 10000      /* to reach the node's real port */
 #define PUMP_BUDGET     (4 * RELAY_CHUNK) /* bytes one event may move before others' turn */
+#define RESTORE_RCVBUF  (1024 * 1024) /* a shrunk buffer's size after, when rcvbuf is 0 */
 
 enum link_state {
     LINK_NAME,          /* reading the initiator's first frame (deadline: NAME_TIMEOUT_MS) */
@@ -118,6 +120,7 @@ typedef struct half {
     long long t_lift;           /* when the block lifted (RELEASING) */
     size_t grace_bytes;         /* GRACE: bytes let through since t_block */
     loop_timer *timer;          /* RELEASING: the release; GRACE: the stall */
+    int shrunk;                 /* the source socket's SO_RCVBUF is held_rcvbuf (dir_shape) */
     uint8_t *buf;               /* the pending bytes, allocated only while there are some */
     size_t off, len, cap;       /* pending: buf[off..len); buf holds cap */
     uint64_t bytes;             /* relayed so far */
@@ -155,6 +158,7 @@ typedef struct plink {
     int gave_up;                /* LINK_PENDING: the block lifted after the last SYN retry */
     int names_changed;          /* the node's handshake named someone new: apply the rules */
     int target_port;            /* the node's own port */
+    char target_addr[64];       /* ... on this host address (EPMDPORT name addr); "": loopback */
     char target[EPMD_MAXSYMLEN + 1];       /* its registered (alive) name */
     char from[SNIFF_MAX_NAME + 1];
     char to[SNIFF_MAX_NAME + 1];
@@ -708,6 +712,28 @@ static void dir_arm(plink *l, enum dir d)
     h->grace_bytes = 0;
 }
 
+/* The receive buffer of d's source socket under MODE hold with
+ * held_rcvbuf: shrunk while d is HELD or STALLED, so that the source's
+ * kernel is no longer acknowledged for what it sends into the cut (its
+ * send buffer does not grow behind our window: it fills as on a lossy
+ * path, and busy_dist_port comes when it would), restored the moment the
+ * block lifts (the path is back; the source's own retransmission then
+ * delivers what was dropped, to wait here for d's release). */
+static void dir_shape(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    const hold_params *hp = &l->px->x->hold;
+    int fd = l->fd[dir_src(d)];
+    int want = (h->hs == HS_HELD || h->hs == HS_STALLED) && hp->held_rcvbuf > 0 &&
+               l->px->x->mode == EPXD_MODE_HOLD &&
+               (l->state == LINK_HANDSHAKE || l->state == LINK_UP);
+    if (fd < 0 || want == h->shrunk)
+        return;
+    int v = want ? hp->held_rcvbuf : hp->rcvbuf > 0 ? hp->rcvbuf : RESTORE_RCVBUF;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+    h->shrunk = want;
+}
+
 /* Transition: GRACE -> STALLED (its window is full of unacknowledged bytes). */
 static void dir_stall(plink *l, enum dir d)
 {
@@ -715,6 +741,7 @@ static void dir_stall(plink *l, enum dir d)
     dir_timer_clear(l, d);
     dir_note_first(h);
     h->hs = HS_STALLED;
+    dir_shape(l, d);
     log_msg(LOG_DEBUG, "link %lu: %s stalled after %zu bytes of grace", l->id,
             d == OUT ? "out" : "in", h->grace_bytes);
 }
@@ -807,6 +834,7 @@ static int link_eval(plink *l)
             dir_arm(l, d);
         else
             dir_unblock(l, d);
+        dir_shape(l, d);
     }
     return blocked[OUT] || blocked[IN];
 }
@@ -1050,6 +1078,8 @@ static int start_connect(plink *l)
     const hold_params *hp = &l->px->x->hold;
     int fd = l->kind == KIND_APP
                  ? sock_connect_addr((struct sockaddr *)&l->dest, l->destlen, hp->rcvbuf, hp->mss)
+             : l->target_addr[0]
+                 ? sock_connect_host(l->target_addr, l->target_port, hp->rcvbuf, hp->mss)
                  : sock_connect_loopback(l->target_port, hp->rcvbuf, hp->mss);
     if (fd < 0) {
         log_msg(LOG_ERR, "link %lu: cannot connect to %s on port %d: %s", l->id, l->target,
@@ -1304,6 +1334,8 @@ static void listener_event(void *ctx, int lfd, short rev)
         l->h[OUT].t_first = l->h[IN].t_first = -1;
         l->target_port = n->port;
         snprintf(l->target, sizeof l->target, "%s", n->name);
+        const char *host = epmd_srv_node_addr(p->x->epmd, n->name, n->namelen);
+        snprintf(l->target_addr, sizeof l->target_addr, "%s", host ? host : "");
         snprintf(l->to, sizeof l->to, "%s", n->full[0] ? n->full : n->name);
         l->since_ms = loop_now_ms();
         l->next = p->links;
@@ -1379,7 +1411,11 @@ void proxy_app_link(proxy *p, int fd, const char *from, const char *to,
 int proxy_node_up(proxy *p, reg_node *n)
 {
     char err[256];
-    const char *addr = p->x->cfg.naddrs ? p->x->cfg.addrs[0] : NULL;
+    /* on the node's host address if it has one (its name's host: the
+     * others connect there), else the daemon's first */
+    const char *addr = epmd_srv_node_addr(p->x->epmd, n->name, n->namelen);
+    if (!addr)
+        addr = p->x->cfg.naddrs ? p->x->cfg.addrs[0] : NULL;
     int fd = sock_listen(addr, 0, err, sizeof err);
     if (fd < 0) {
         log_msg(LOG_ERR, "proxy listener for %s: %s", n->name, err);

@@ -96,6 +96,26 @@ int sock_connect_loopback(int port, int rcvbuf, int mss)
     return sock_connect_addr((struct sockaddr *)&sa, sizeof sa, rcvbuf, mss);
 }
 
+int sock_connect_host(const char *addr, int port, int rcvbuf, int mss)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    memset(&ss, 0, sizeof ss);
+    if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((unsigned short)port);
+        return sock_connect_addr((struct sockaddr *)s4, sizeof *s4, rcvbuf, mss);
+    }
+    if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((unsigned short)port);
+        return sock_connect_addr((struct sockaddr *)s6, sizeof *s6, rcvbuf, mss);
+    }
+    errno = EINVAL;
+    return -1;
+}
+
 int sock_connect_addr(const struct sockaddr *sa, socklen_t len, int rcvbuf, int mss)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -22,6 +22,9 @@ int sock_fd_limit(void);
  * Returns the fd (the connect may still be in progress: wait for POLLOUT,
  * then sock_error), or -1 with errno. */
 int sock_connect_loopback(int port, int rcvbuf, int mss);
+/* The same to addr (an IPv4 or IPv6 literal):port; -1 with errno
+ * (EINVAL: not a literal). */
+int sock_connect_host(const char *addr, int port, int rcvbuf, int mss);
 /* The same to any address (non-blocking, close-on-exec). */
 int sock_connect_addr(const struct sockaddr *sa, socklen_t len, int rcvbuf, int mss);
 /* Set SO_RCVBUF (rcvbuf > 0; the kernel doubles it) and the MSS the socket

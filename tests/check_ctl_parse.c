@@ -24,6 +24,7 @@ static const struct { const char *word; ctl_cmd cmd; } WORDS[] = {
     { "APPS", CTL_APPS },
     { "APPUDP", CTL_APPUDP },       { "APPUNUDP", CTL_APPUNUDP },
     { "APPUDPROUTE", CTL_APPUDPROUTE },
+    { "EPMDPORT", CTL_EPMDPORT },
 };
 #define NWORDS (sizeof WORDS / sizeof WORDS[0])
 
@@ -328,7 +329,8 @@ START_TEST(takes_args)
         { CTL_PING, 0 },    { CTL_NODES, 0 }, { CTL_LINKS, 0 },   { CTL_RULES, 0 },
         { CTL_STATUS, 0 },  { CTL_HEAL, 0 },  { CTL_SHUTDOWN, 0 }, { CTL_QUIT, 0 },
         { CTL_EVENTS, 1 },  { CTL_CUT, 1 },   { CTL_SPLIT, 1 },   { CTL_FIX, 1 },
-        { CTL_ISOLATE, 1 }, { CTL_MODE, 1 },  { CTL_EMPTY, 0 },   { CTL_UNKNOWN, 0 },
+        { CTL_ISOLATE, 1 }, { CTL_MODE, 1 },  { CTL_EPMDPORT, 1 }, { CTL_EMPTY, 0 },
+        { CTL_UNKNOWN, 0 },
     };
     for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)
         ck_assert_msg(ctl_cmd_takes_args(T[i].cmd) == T[i].args, "%s: takes args %d, want %d",

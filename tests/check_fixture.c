@@ -397,8 +397,14 @@ START_TEST(start_stop)
         /* each node is the node it claims to be, behind our daemon, with
          * the cluster's cookie */
         ck_assert_str_eq(eval_ok(c, want, "node()"), want);
-        char port[32];
-        snprintf(port, sizeof port, "\"%d\"", epmd);
+        /* ... asking EPMD on its own port of the daemon, so that the
+         * daemon knows who asks (EPMDPORT gives the same port again) */
+        char port[32], cmd[32], own[256];
+        snprintf(cmd, sizeof cmd, "EPMDPORT n%d", i);
+        ck_assert_int_eq(epx_fixture_control(c, cmd, own, sizeof own), 0);
+        const char *p = strstr(own, "\"port\":");
+        ck_assert_msg(p && atoi(p + 7) > 0 && atoi(p + 7) != epmd, "%s: %s", cmd, own);
+        snprintf(port, sizeof port, "\"%d\"", atoi(p + 7));
         ck_assert_str_eq(eval_ok(c, want, "os:getenv(\"ERL_EPMD_PORT\")"), port);
         ck_assert_str_eq(eval_ok(c, want, "erlang:get_cookie()"), cookie);
     }

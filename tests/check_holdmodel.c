@@ -116,9 +116,12 @@ START_TEST(knobs)
     ck_assert_int_eq(P.nsyn, 2);
     ck_assert_int_eq(hold_set(&P, "held_bytes=0", 12, err, sizeof err), 0);
     ck_assert_int_eq(P.held_bytes, 0);
+    ck_assert_int_eq(P.held_rcvbuf, 4096);   /* the default */
+    ck_assert_int_eq(hold_set(&P, "held_rcvbuf=2048", 16, err, sizeof err), 0);
+    ck_assert_int_eq(P.held_rcvbuf, 2048);
     hold_params before = P;
     static const char *bad[] = { "rto=0", "rto=", "rto", "nope=1", "grace=-1", "rto=1x",
-                                 "rcvbuf=99999999999" };
+                                 "rcvbuf=99999999999", "held_rcvbuf=-1" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_msg(hold_set(&P, bad[i], strlen(bad[i]), err, sizeof err) < 0, "accepted '%s'",
                       bad[i]);
@@ -130,7 +133,8 @@ START_TEST(knobs)
     int n = hold_format(&P, out, sizeof out);
     ck_assert_int_eq(n, (int)strlen(out));
     ck_assert_str_eq(out, "{\"rto\":200,\"rto_max\":120000,\"grace\":15,\"grace_bytes\":4096,"
-                          "\"held_bytes\":0,\"rcvbuf\":16384,\"mss\":1460,\"syn\":[1000,2000]}");
+                          "\"held_bytes\":0,\"rcvbuf\":16384,\"mss\":1460,\"held_rcvbuf\":2048,"
+                          "\"syn\":[1000,2000]}");
     /* too small a buffer: truncated, and the length it needs */
     char small[8];
     ck_assert_int_eq(hold_format(&P, small, sizeof small), n);

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
 
 #include "fakenode.h"
 #include "testutil.h"
@@ -1430,6 +1433,293 @@ START_TEST(hold_knobs_via_mode)
 }
 END_TEST
 
+
+
+/* The sender's kernel is not acknowledged for what it sends into a cut
+ * (held_rcvbuf: the held socket's receive buffer shrinks at the cut), so a
+ * node streaming into it stops after about its own send buffer, as on a
+ * lossy path, instead of handing megabytes to our kernel: that is when
+ * busy_dist_port comes.  A paced sender (200-byte writes, about 400 KB/s
+ * for 2 s, a node's distribution traffic) asks its kernel how much of it
+ * was acknowledged (what it takes from the sender depends on the sender's
+ * own send buffer, over 700 KB for a loopback socket here); after the
+ * heal every byte arrives, once, in order. */
+/* Bytes of fd's stream its peer's kernel has acknowledged (TCP_INFO). */
+static unsigned long long acked_bytes(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    ck_assert_msg(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0, "TCP_INFO: %s",
+                  strerror(errno));
+    return ti.tcpi_bytes_acked;
+}
+
+static size_t stream_into_cut(const char *mode, uint64_t seed, unsigned long long *acked)
+{
+    fn_link l;
+    open_up(&l, mode);
+    ctl_ok("CUT a b");
+    unsigned long long acked0 = acked_bytes(l.ini);
+    fn_rng g;
+    fn_rng_seed(&g, seed);
+    uint8_t chunk[200];
+    size_t n = 0;
+    long long t0 = tu_now_ms();
+    for (int i = 0; tu_now_ms() - t0 < 2000; i++) {
+        fn_rng_fill(&g, chunk, sizeof chunk);
+        size_t off = 0;
+        while (off < sizeof chunk) {
+            ssize_t k = send(l.ini, chunk + off, sizeof chunk - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (k <= 0)
+                break;
+            off += (size_t)k;
+        }
+        n += off;
+        if (off < sizeof chunk) {
+            /* full: what was not taken is not part of the stream */
+            fn_rng_seed(&g, seed);
+            uint8_t skip[200];
+            for (size_t d = 0; d + sizeof skip <= n; d += sizeof skip)
+                fn_rng_fill(&g, skip, sizeof skip);
+            if (n % sizeof skip)
+                fn_rng_fill(&g, skip, n % sizeof skip);
+            break;
+        }
+        if (i % 20 == 19)
+            tu_sleep_ms(10);   /* the pace: 20 writes per 10 ms */
+    }
+    *acked = acked_bytes(l.ini) - acked0;
+    ctl_ok("HEAL");
+    fn_rng_seed(&g, seed);
+    uint8_t *want = malloc(1 << 16), *got = malloc(1 << 16);
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < (1 << 16) ? n - done : (1 << 16);
+        fn_rng_fill(&g, want, k);
+        ck_assert_msg(tu_read_exact(l.acc, got, k, 20000) == 0,
+                      "%zu of %zu bytes arrived after HEAL", done, n);
+        ck_assert_msg(!memcmp(want, got, k), "bytes %zu..%zu differ after HEAL", done, done + k);
+        done += k;
+    }
+    free(want);
+    free(got);
+    ck_assert_msg(stays_silent(l.acc, 50), "more bytes than were sent arrived");
+    fn_link_close(&l);
+    return n;
+}
+
+START_TEST(hold_cut_sender_not_acknowledged)
+{
+    unsigned long long small, big;
+    size_t sent = stream_into_cut("MODE hold rto=100", 93, &small);
+    size_t sent0 = stream_into_cut("MODE hold rto=100 held_rcvbuf=0", 94, &big);
+    printf("relay hold: %llu of %zu bytes sent into a cut were acknowledged (%llu of %zu "
+           "unshrunk)\n", small, sent, big, sent0);
+    ck_assert_msg(small < 96 * 1024, "%llu of the %zu bytes sent into a cut were acknowledged",
+                  small, sent);
+    ck_assert_msg(big > 2 * small, "without held_rcvbuf %llu bytes were acknowledged, %llu with",
+                  big, small);
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* ------------------------------------------------- EPMD across a cut */
+
+/* `EPMDPORT name [addr]` must answer OK; the port. */
+static int own_port(const char *name, const char *addr)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "EPMDPORT %s%s%s", name, addr ? " " : "", addr ? addr : "");
+    char *r = fn_ctl_cmd(D.control_port, cmd);
+    const char *p = r ? strstr(r, "\"port\":") : NULL;
+    int port = p ? atoi(p + 7) : -1;
+    ck_assert_msg(r && !strncmp(r, "OK {", 4) && port > 0, "%s: %s", cmd, r ? r : fn_err());
+    free(r);
+    return port;
+}
+
+/* Connect to addr:port (blocking, 10 s timeouts) and send one EPMD request:
+ * PORT_PLEASE2 for name, or NAMES (name NULL).  The fd (tracked). */
+static int lookup_send(const char *addr, int port, const char *name)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
+    struct timeval tv = { 10, 0 };
+    ck_assert(inet_pton(AF_INET, addr, &sa.sin_addr) == 1);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+    fn_track(fd);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect %s:%d: %s", addr,
+                  port, strerror(errno));
+    uint8_t req[128];
+    size_t n = name ? strlen(name) : 0;
+    req[0] = (uint8_t)((n + 1) >> 8);
+    req[1] = (uint8_t)(n + 1);
+    req[2] = name ? 'z' : 'n';
+    memcpy(req + 3, name ? name : "", n);
+    ck_assert(fn_send_all(fd, req, n + 3) == 0);
+    return fd;
+}
+
+/* The proxy port in a PORT_PLEASE2 reply read to its end from fd, or -1. */
+static int port2_reply(int fd, int timeout_ms)
+{
+    uint8_t rep[256];
+    int eof = 0;
+    size_t n = tu_read_until_eof(fd, rep, sizeof rep, timeout_ms, &eof);
+    return n >= 4 && rep[0] == 'w' && rep[1] == 0 && eof ? rep[2] << 8 | rep[3] : -1;
+}
+
+/* A NAMES reply read to its end from fd, without its 4-byte port, in out. */
+static void names_reply(int fd, int timeout_ms, char *out, size_t len)
+{
+    int eof = 0;
+    size_t n = tu_read_until_eof(fd, (uint8_t *)out, len - 1, timeout_ms, &eof);
+    ck_assert_msg(n >= 4 && eof, "NAMES: %zu bytes%s", n, eof ? "" : ", no close");
+    memmove(out, out + 4, n - 4);
+    out[n - 4] = 0;
+}
+
+/* EPMDPORT gives each node one port, the same every time; refuses a full
+ * name and an address off loopback; alone, lists them. */
+START_TEST(epmdport_command)
+{
+    int pa = own_port("a", NULL);
+    ck_assert_int_eq(own_port("a", NULL), pa);
+    ck_assert_msg(pa != D.epmd_port, "a's own port is the shared one");
+    int pc = own_port("c", "127.0.0.3");
+    ck_assert_msg(pc != pa, "a and c got the same port %d", pc);
+    const char *bad[] = { "EPMDPORT a@localhost", "EPMDPORT d 10.1.2.3", "EPMDPORT c 127.0.0.4",
+                          "EPMDPORT d 127.0.0.5 x" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *r = fn_ctl_cmd(D.control_port, bad[i]);
+        ck_assert_msg(r && !strncmp(r, "ERR", 3), "%s: %s", bad[i], r ? r : fn_err());
+        free(r);
+    }
+    char *r = fn_ctl_cmd(D.control_port, "EPMDPORT");
+    char want[64];
+    snprintf(want, sizeof want, "{\"name\":\"c\",\"port\":%d,\"addr\":\"127.0.0.3\"}", pc);
+    ck_assert_msg(r && !strncmp(r, "OK [", 4) && strstr(r, want) && fn_json_valid(r + 3, strlen(r + 3)),
+                  "EPMDPORT: %s", r ? r : fn_err());
+    free(r);
+    /* every port serves the EPMD protocol, on the daemon's address and on c's */
+    ck_assert_int_eq(port2_reply(lookup_send("127.0.0.1", pa, "b"), 10000), B.proxy_port);
+    ck_assert_int_eq(port2_reply(lookup_send("127.0.0.3", pa, "b"), 10000), B.proxy_port);
+    ck_assert_int_eq(port2_reply(lookup_send("127.0.0.3", D.epmd_port, "b"), 10000), B.proxy_port);
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* PORT_PLEASE2 on a's own port for b across a cut a | b waits, as a's
+ * SYN to b's host would, for its next SYN retry after the heal (syn=1,3:
+ * 1 s after it began), not for the heal.  The shared port, which cannot
+ * tell who asks, and a's port for a node a may reach, answer at once. */
+START_TEST(hold_lookup_waits_for_syn_retry)
+{
+    char ev[512];
+    ctl_ok("MODE hold syn=1,3");
+    int pa = own_port("a", NULL);
+    ctl_ok("CUT a b");
+    long long t0 = tu_now_ms();
+    int fd = lookup_send("127.0.0.1", pa, "b");
+    ck_assert_msg(TU_WAIT_UNTIL(find_event("epmd_held", "a", ev, sizeof ev), 5000),
+                  "no epmd_held event for a's lookup across the cut");
+    ck_assert_msg(strstr(ev, "\"name\":\"b\""), "epmd_held: %s", ev);
+    ck_assert_int_eq(fn_port_please(D.epmd_port, "b"), B.proxy_port);
+    ck_assert_int_eq(port2_reply(lookup_send("127.0.0.1", pa, "zz"), 10000), -1);
+    ck_assert_msg(stays_silent(fd, 100), "a's lookup of b was answered across the cut");
+    ctl_ok("HEAL");
+    int port = port2_reply(fd, 10000);
+    long long at = tu_now_ms() - t0;
+    ck_assert_msg(port == B.proxy_port, "after HEAL a's lookup of b got %d, not b's proxy port %d",
+                  port, B.proxy_port);
+    ck_assert_msg(at >= 995, "answered %lld ms after it began: before its first SYN retry (1000)",
+                  at);
+    ck_assert_msg(at < 2900, "answered %lld ms after it began: not at the 1 s retry", at);
+    ck_assert_msg(TU_WAIT_UNTIL(find_event("epmd_release", "a", ev, sizeof ev), 5000),
+                  "no epmd_release event");
+}
+END_TEST
+
+/* A lookup still cut at its last SYN retry fails with a reset (connect()
+ * timing out); the daemon keeps nothing of it. */
+START_TEST(hold_lookup_gives_up)
+{
+    ctl_ok("MODE hold syn=0.3,0.6");
+    int pa = own_port("a", NULL);
+    ctl_ok("CUT a b");
+    long long t0 = tu_now_ms();
+    int fd = lookup_send("127.0.0.1", pa, "b");
+    size_t got = 0;
+    int reset = 0;
+    ck_assert_msg(fn_wait_eof(fd, 10000, &got, &reset) == 1 && reset && got == 0,
+                  "the asker saw no reset when the SYN retries ran out (%zu bytes)", got);
+    long long at = tu_now_ms() - t0;
+    ck_assert_msg(at >= 590, "given up %lld ms after it began: before the last retry (600)", at);
+    ctl_ok("HEAL");
+    ck_assert_int_eq(port2_reply(lookup_send("127.0.0.1", pa, "b"), 10000), B.proxy_port);
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* An asker that gives up while held is forgotten: its fd is closed (the
+ * daemon's fd count comes back), nothing is answered at the heal. */
+START_TEST(hold_lookup_asker_leaves)
+{
+    ctl_ok("MODE hold syn=0.2,30");
+    int pa = own_port("a", NULL);
+    ctl_ok("CUT a b");
+    ck_assert_int_eq(port2_reply(lookup_send("127.0.0.1", pa, "zz"), 10000), -1);
+    int before = tu_fd_count(D.pid);
+    int fd = lookup_send("127.0.0.1", pa, "b");
+    char ev[512];
+    ck_assert_msg(TU_WAIT_UNTIL(find_event("epmd_held", "a", ev, sizeof ev), 5000), "not held");
+    ck_assert_msg(TU_WAIT_UNTIL(tu_fd_count(D.pid) == before + 1, 5000),
+                  "the held lookup: %d fds, %d before", tu_fd_count(D.pid), before);
+    fn_close(fd);
+    ck_assert_msg(TU_WAIT_UNTIL(tu_fd_count(D.pid) == before, 5000),
+                  "the daemon still has %d fds, %d before the held lookup",
+                  tu_fd_count(D.pid), before);
+    ctl_ok("HEAL");
+    ck_assert_int_eq(port2_reply(lookup_send("127.0.0.1", pa, "b"), 10000), B.proxy_port);
+    ASSERT_ALIVE();
+}
+END_TEST
+
+/* NAMES sent to a node host address lists that host's nodes; across a
+ * cut from all of them it waits for the next SYN retry after the heal.
+ * NAMES of the daemon's own address (everyone's host) answers at once. */
+START_TEST(hold_names_of_another_host)
+{
+    char ev[512], txt[1024], want[64];
+    fn_node C;
+    ctl_ok("MODE hold syn=0.5,3");
+    int pc = own_port("c", "127.0.0.3");
+    ASSERT_OK(fn_node_start(&C, pc, "c"));
+    int pa = own_port("a", NULL);
+    snprintf(want, sizeof want, "name c at port %d\n", C.proxy_port);
+    names_reply(lookup_send("127.0.0.3", pa, NULL), 10000, txt, sizeof txt);
+    ck_assert_msg(!strcmp(txt, want), "NAMES of c's host: \"%s\", not \"%s\"", txt, want);
+    ctl_ok("CUT a c");
+    long long t0 = tu_now_ms();
+    int fd = lookup_send("127.0.0.3", pa, NULL);
+    ck_assert_msg(TU_WAIT_UNTIL(find_event("epmd_held", "a", ev, sizeof ev), 5000),
+                  "NAMES of c's host across a | c was not held");
+    ck_assert_msg(strstr(ev, "\"host\":\"127.0.0.3\""), "epmd_held: %s", ev);
+    names_reply(lookup_send("127.0.0.1", pa, NULL), 10000, txt, sizeof txt);
+    ck_assert_msg(strstr(txt, "name b at port") && strstr(txt, "name c at port"),
+                  "NAMES of the daemon's address: \"%s\"", txt);
+    ck_assert_msg(stays_silent(fd, 100), "NAMES of c's host answered across the cut");
+    ctl_ok("HEAL");
+    names_reply(fd, 10000, txt, sizeof txt);
+    long long at = tu_now_ms() - t0;
+    ck_assert_msg(!strcmp(txt, want), "NAMES of c's host after HEAL: \"%s\"", txt);
+    ck_assert_msg(at >= 495, "answered %lld ms after it began: before the 0.5 s retry", at);
+    fn_node_stop(&C);
+}
+END_TEST
+
 Suite *relay_suite(void)
 {
     Suite *s = suite_create("relay");
@@ -1470,6 +1760,12 @@ Suite *relay_suite(void)
         { "hold_pending_waits_for_syn_retry", hold_pending_waits_for_syn_retry, 60 },
         { "hold_pending_gives_up", hold_pending_gives_up, 60 },
         { "hold_knobs_via_mode", hold_knobs_via_mode, 30 },
+        { "hold_cut_sender_not_acknowledged", hold_cut_sender_not_acknowledged, 90 },
+        { "epmdport_command", epmdport_command, 30 },
+        { "hold_lookup_waits_for_syn_retry", hold_lookup_waits_for_syn_retry, 60 },
+        { "hold_lookup_gives_up", hold_lookup_gives_up, 60 },
+        { "hold_lookup_asker_leaves", hold_lookup_asker_leaves, 60 },
+        { "hold_names_of_another_host", hold_names_of_another_host, 60 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

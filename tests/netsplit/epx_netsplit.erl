@@ -101,7 +101,8 @@ config() ->
       known => env("NETSPLIT_KNOWN", ""),
       rate => list_to_integer(env("NETSPLIT_RATE", "2000")),
       payload => list_to_integer(env("NETSPLIT_PAYLOAD", "24")),
-      ticktime => env("NETSPLIT_TICKTIME", "4")}.
+      ticktime => env("NETSPLIT_TICKTIME", "4"),
+      hold => env("NETSPLIT_HOLD", "")}.
 
 env(Name, Default) ->
     case os:getenv(Name) of
@@ -275,6 +276,7 @@ backend_up(real, Cfg = #{ns := Ns}) ->
                 10000, "epmd in " ++ NsI) || {_, NsI, _} <- Ports],
     #{kind => real, ip => Ip, ns => Ns, epmds => Ports, cfg => Cfg,
       cookie => cookie()};
+%% NETSPLIT_HOLD: knobs for MODE hold ("held_rcvbuf=4096 rto=200"), to calibrate.
 backend_up(epmdpxy, Cfg = #{epmdpxy := Exe}) ->
     P = spawn_logged(Exe, ["--port", "0", "--control", "0"], [], "epmdpxy", Cfg),
     {Epmd, Ctl} = receive
@@ -286,7 +288,7 @@ backend_up(epmdpxy, Cfg = #{epmdpxy := Exe}) ->
     {ok, S} = gen_tcp:connect({127, 0, 0, 1}, Ctl, [binary, {packet, line}, {active, false}]),
     BS = #{kind => epmdpxy, port => P, epmd => Epmd, ctl => S, cfg => Cfg,
            cookie => cookie()},
-    <<"OK hold", _/binary>> = control(BS, "MODE hold"),
+    <<"OK hold", _/binary>> = control(BS, "MODE hold " ++ maps:get(hold, Cfg)),
     BS.
 
 backend_down(#{kind := real, epmds := Ps}) ->
@@ -356,8 +358,11 @@ zombie(Pid) ->
         _ -> true
     end.
 
+%% Each node has a host of its own on both backends: 10.99.0.X in its
+%% namespace, 127.0.0.X behind the daemon (EPMDPORT nX 127.0.0.X: the node's
+%% own EPMD port, its proxy listener and NAMES of its host are there).
 host(#{kind := real}, I) -> fmt("10.99.0.~c", [lists:last(atom_to_list(I))]);
-host(#{kind := epmdpxy}, _) -> "127.0.0.1".
+host(#{kind := epmdpxy}, I) -> fmt("127.0.0.~c", [lists:last(atom_to_list(I))]).
 
 %% --- nodes -------------------------------------------------------------
 %% A node is a map: its short id (n1), full name, port.  Started like the
@@ -380,7 +385,8 @@ start_nodes(BS = #{cookie := Cookie}, Cfg = #{agent := Agent, beams := Beams, ti
                      #{kind := real, ip := Ip, ns := Ns} ->
                          {Ip, ["netns", "exec", fmt("~ts-~w", [Ns, I]), Erl | ErlArgs],
                           [{"ERL_EPMD_PORT", false}]};
-                     #{kind := epmdpxy, epmd := EP} ->
+                     #{kind := epmdpxy} ->
+                         EP = epmd_port(BS, I, Host),
                          {Erl, ErlArgs, [{"ERL_EPMD_PORT", integer_to_list(EP)}]}
                  end,
              P = spawn_logged(Exe, Args, Env, fmt("~w-~w", [bs_kind(BS), I]), Cfg),
@@ -388,6 +394,12 @@ start_nodes(BS = #{cookie := Cookie}, Cfg = #{agent := Agent, beams := Beams, ti
          end || I <- ?PAIR],
     [await_ready(N) || {_, N} <- Started],
     maps:from_list(Started).
+
+%% The node's own EPMD port on the daemon, on its host address.
+epmd_port(BS, I, Host) ->
+    Reply = control(BS, fmt("EPMDPORT ~w ~ts", [I, Host])),
+    {match, [P]} = re:run(Reply, "^OK \\{.*\"port\":([0-9]+)", [{capture, all_but_first, list}]),
+    list_to_integer(P).
 
 await_ready(#{port := P, name := Name}) ->
     receive
@@ -713,7 +725,8 @@ gap(_, [T | Rest]) -> gap(T, Rest).
 %% Comparison: per row, the outcome (who saw whom go down and why, ping /
 %% connect / names results, busy_dist_port, who sees whom at the end) must
 %% be the same on both backends, and each direction's stall and resume
-%% times within 150 ms.  With several repetitions, the most frequent
+%% times, each ping / connect / names time and each node's busy_dist_port
+%% time within 150 ms.  With several repetitions, the most frequent
 %% outcome and the median times are compared.
 %% ===================================================================
 
@@ -802,7 +815,18 @@ differences(Real, Pxy) ->
             ++ [fmt("~w ~w time", [N, K])
                 || {N, K} <- async_kinds(Real ++ Pxy),
                    not close(median(async_times(Real, N, K)), median(async_times(Pxy, N, K)))]
+            ++ [fmt("~w busy_dist_port time", [N])
+                || N <- lists:usort([N || #{busy := Bs} <- Real ++ Pxy, #{node := N} <- Bs]),
+                   not close(median(busy_times(Real, N)), median(busy_times(Pxy, N)))]
     end.
+
+%% When node N's sender was first suspended (busy_dist_port) after the
+%% cut, per run (null: it was not).
+busy_times(Rs, N) ->
+    [case [A || #{node := N1, at := A} <- Bs, N1 =:= N] of
+         [A | _] -> A;
+         [] -> null
+     end || #{busy := Bs} <- Rs].
 
 async_kinds(Rs) ->
     lists:usort([{N, K} || #{async := As} <- Rs, #{node := N, kind := K} <- As]).
