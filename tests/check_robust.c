@@ -561,15 +561,62 @@ static long long cpu_ticks(pid_t pid)
     return (long long)(ut + stt);
 }
 
-/* The daemon's fd limit is cut to 64 (soft and hard, with prlimit) and
+/* pid's open fds numbered below `below`: those that count against an fd
+ * limit of `below` (under valgrind, its own fds sit above the limit). */
+static int fds_below(pid_t pid, int below)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.' && atoi(e->d_name) < below)
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* The tests below cut the daemon's fd limit to 64 with prlimit.  valgrind
+ * answers the daemon's getrlimit from its own copy of the limit, taken when
+ * it starts, and never sees that: the daemon would keep no fd reserve
+ * (its accepts would run into EMFILE instead, and take the fds a link
+ * needs).  Under EPX_VALGRIND the daemon starts again with the soft limit
+ * already 64, which valgrind passes on as soft and hard limit (keeping
+ * its own fds above it); cut_fd_limit() is then a no-op. */
+static void limit_fds_at_start(void)
+{
+    if (!getenv("EPX_VALGRIND"))
+        return;
+    tu_daemon_stop(&D);
+    struct rlimit rl;
+    ck_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    struct rlimit low = { 64, rl.rlim_max };
+    ck_assert_msg(setrlimit(RLIMIT_NOFILE, &low) == 0, "setrlimit: %s", strerror(errno));
+    int r = tu_daemon_start(&D, NULL);
+    ck_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    ck_assert_msg(r == 0, "epmdpxy did not start with the fd limit 64");
+}
+
+/* Cut the running daemon's fd limit to 64 (see limit_fds_at_start). */
+static void cut_fd_limit(void)
+{
+    if (getenv("EPX_VALGRIND"))
+        return;
+    struct rlimit low = { 64, 64 };
+    ck_assert_msg(prlimit(D.pid, RLIMIT_NOFILE, &low, NULL) == 0, "prlimit: %s",
+                  strerror(errno));
+}
+
+/* The daemon's fd limit is cut to 64 (soft and hard; cut_fd_limit) and
  * 120 idle connections to `port` exceed it.  It must neither die nor spin
  * (poll says the listener is readable, accept says EMFILE), and must serve
  * again once they go. */
 static void exhaust(const char *what, int port, int base)
 {
-    struct rlimit low = { 64, 64 };
-    ck_assert_msg(prlimit(D.pid, RLIMIT_NOFILE, &low, NULL) == 0, "prlimit: %s",
-                  strerror(errno));
+    cut_fd_limit();
     enum { N = 120 };
     int fds[N];
     for (int i = 0; i < N; i++) {
@@ -582,7 +629,7 @@ static void exhaust(const char *what, int port, int base)
      * nothing; a busy loop gets a good share of a core even on a loaded
      * machine. */
     int now = 0;
-    int full = TU_WAIT_UNTIL((now = tu_fd_count(D.pid)) >= 64 - EPX_FD_RESERVE, 10000);
+    int full = TU_WAIT_UNTIL((now = fds_below(D.pid, 64)) >= 64 - EPX_FD_RESERVE, 10000);
     ck_assert_msg(full, "%s: the daemon has %d fds 10 s after %d connections; it should take "
                   "them up to its limit (64, less a reserve of %d): %s", what, now, N,
                   EPX_FD_RESERVE, fn_fd_describe(D.pid));
@@ -610,46 +657,11 @@ static void exhaust(const char *what, int port, int base)
 /* Idle EPMD clients up to the fd limit must not take the fds a
  * registration needs: an ALIVE2 on an accepted connection still opens its
  * proxy listener (the daemon keeps a reserve and stops accepting before). */
-/* pid's open fds numbered below `below`: those that count against an fd
- * limit of `below` (under valgrind, its own fds sit above the limit). */
-static int fds_below(pid_t pid, int below)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.' && atoi(e->d_name) < below)
-            n++;
-    closedir(d);
-    return n;
-}
-
 START_TEST(fd_reserve_for_alive2)
 {
-    if (getenv("EPX_VALGRIND")) {
-        /* valgrind answers the daemon's getrlimit from its own copy of the
-         * limit, taken when it starts: a prlimit from outside is not seen,
-         * so the daemon would keep no reserve below it.  Here the daemon
-         * starts again with the soft limit already 64; valgrind passes that
-         * on as soft and hard limit (and keeps its own fds above it). */
-        tu_daemon_stop(&D);
-        struct rlimit rl;
-        ck_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
-        struct rlimit low = { 64, rl.rlim_max };
-        ck_assert_msg(setrlimit(RLIMIT_NOFILE, &low) == 0, "setrlimit: %s", strerror(errno));
-        int r = tu_daemon_start(&D, NULL);
-        ck_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0);
-        ck_assert_msg(r == 0, "epmdpxy did not start with the fd limit 64");
-    }
+    limit_fds_at_start();
     int base = base_fds();
-    struct rlimit low = { 64, 64 };
-    if (!getenv("EPX_VALGRIND"))
-        ck_assert_msg(prlimit(D.pid, RLIMIT_NOFILE, &low, NULL) == 0, "prlimit: %s",
-                      strerror(errno));
+    cut_fd_limit();
     /* the registration's connection first, so that it is accepted */
     int reg = fn_connect(D.epmd_port, NULL);
     ck_assert_msg(reg >= 0, "connect: %s", fn_err());
@@ -688,6 +700,7 @@ END_TEST
 
 START_TEST(fd_exhaustion_epmd)
 {
+    limit_fds_at_start();
     int base = base_fds();
     exhaust("EPMD port", D.epmd_port, base);
 }
@@ -695,6 +708,7 @@ END_TEST
 
 START_TEST(fd_exhaustion_control)
 {
+    limit_fds_at_start();
     int base = base_fds();
     exhaust("control port", D.control_port, base);
 }
@@ -702,6 +716,7 @@ END_TEST
 
 START_TEST(fd_exhaustion_proxy)
 {
+    limit_fds_at_start();
     fn_node b;
     ck_assert_msg(fn_node_start(&b, D.epmd_port, "b") == 0, "%s", fn_err());
     int base = base_fds();

@@ -213,15 +213,23 @@ static void check_isolate(const char *args, size_t len)
     sbuf_free(&ex);
 }
 
-/* The decimal port p is a word of args. */
+/* A word of args is the port p in decimal (leading zeros allowed: "0864"). */
 static int has_port_word(const char *args, size_t len, int p)
 {
-    char w[8];
-    int wl = snprintf(w, sizeof w, "%d", p);
-    for (size_t i = 0; i + (size_t)wl <= len; i++)
-        if ((i == 0 || blank(args[i - 1])) && !memcmp(args + i, w, (size_t)wl) &&
-            (i + (size_t)wl == len || blank(args[i + (size_t)wl])))
+    for (size_t i = 0; i < len;) {
+        while (i < len && blank(args[i]))
+            i++;
+        size_t s = i;
+        long v = 0;
+        int digits = 1;
+        for (; i < len && !blank(args[i]); i++) {
+            digits &= args[i] >= '0' && args[i] <= '9';
+            if (digits && v < 100000)
+                v = v * 10 + (args[i] - '0');
+        }
+        if (i > s && digits && v == p)
             return 1;
+    }
     return 0;
 }
 
