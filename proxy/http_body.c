@@ -224,6 +224,8 @@ static int spec(doc *d, sbuf *args, const word *extra)
             return fail(d, "give either islands or from and to, not both");
         if (d->t[islands].type != JSMN_ARRAY)
             return fail(d, "islands must be an array of arrays of node names");
+        if (d->t[islands].size == 0)
+            return fail(d, "islands is empty: give at least one island");
         int i = islands + 1;
         for (int m = 0; m < d->t[islands].size; m++, i = skip(d, i)) {
             if (i >= d->n)

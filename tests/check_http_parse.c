@@ -304,6 +304,9 @@ START_TEST(body_spec)
     expect_args(HTTP_BODY_SPEC, "{\"islands\": [[\"n\\u0031\"],[\"n\\/2\"]]}", "n1 n/2");
     /* one island is for the command to refuse, in its own words */
     expect_args(HTTP_BODY_SPEC, "{\"islands\": [[\"n1\"]]}", "n1");
+    /* no island at all is refused by the decoder, not turned into a bare
+     * command (found by fuzz_http) */
+    expect_body_error(HTTP_BODY_SPEC, "{\"islands\":[]}", "islands is empty");
 }
 END_TEST
 
