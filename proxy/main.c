@@ -50,7 +50,7 @@ static const char usage_text[] =
     "  --oneway-grace-bytes N   ... or after N bytes (default 65536)\n"
     "  --held-bytes N           hold: bytes a blocked direction reads before it stops\n"
     "                           (default 0: they wait in the kernel)\n"
-    "  --rcvbuf N               SO_RCVBUF of proxied sockets (default 16384; 0: autotuned)\n"
+    "  --rcvbuf N               SO_RCVBUF of proxied sockets (default 0: autotuned)\n"
     "  --mss N                  MSS proxied sockets announce (default 1460; 0: loopback's)\n"
     "  --held-rcvbuf N          hold: SO_RCVBUF of a held source socket until the block\n"
     "                           lifts, so that its sender is not acknowledged (default\n"

@@ -133,7 +133,7 @@ START_TEST(knobs)
     int n = hold_format(&P, out, sizeof out);
     ck_assert_int_eq(n, (int)strlen(out));
     ck_assert_str_eq(out, "{\"rto\":200,\"rto_max\":120000,\"grace\":15,\"grace_bytes\":4096,"
-                          "\"held_bytes\":0,\"rcvbuf\":16384,\"mss\":1460,\"held_rcvbuf\":2048,"
+                          "\"held_bytes\":0,\"rcvbuf\":0,\"mss\":1460,\"held_rcvbuf\":2048,"
                           "\"syn\":[1000,2000]}");
     /* too small a buffer: truncated, and the length it needs */
     char small[8];
