@@ -1033,6 +1033,39 @@ static int build_rows(bu_row *rows)
     return n;
 }
 
+/* Children of this process still there (bu_count_children, -1 if that
+ * cannot be read), and " pid (name) state" for each of the first ones in
+ * out: what the warning at the end names. */
+static int children_left(char *out, size_t len)
+{
+    pid_t kids[1024];
+    int n = bu_children(kids, 1024);
+    size_t used = 0;
+    out[0] = 0;
+    for (int i = 0; i < n && i < 16 && used < len; i++) {
+        char path[64], stat[256] = "";
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)kids[i]);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(stat, sizeof stat, f))
+                stat[0] = 0;
+            fclose(f);
+        }
+        /* "pid (comm) S ...": the name and the state */
+        char *l = strchr(stat, '('), *r = strrchr(stat, ')');
+        int k;
+        if (l && r && r > l && r[1] == ' ')
+            k = snprintf(out + used, len - used, " %d %.*s %c", (int)kids[i], (int)(r - l + 1),
+                         l, r[2]);
+        else
+            k = snprintf(out + used, len - used, " %d", (int)kids[i]);
+        used += k > 0 ? (size_t)k : 0;
+    }
+    if (n > 16 && used < len)
+        snprintf(out + used, len - used, " ...");
+    return n;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: epx-bench [--runs N] [--beam-dir DIR] [--out FILE]\n"
@@ -1101,16 +1134,23 @@ int main(int argc, char **argv)
         cfg.only ? cfg.only : "");
     long long t_start = bu_mono_us();
 
+    /* after each section, reap what the bench adopted as a subreaper (the
+     * nodes' inet_gethost...): else they stay as zombies to the end */
     if (wanted("rpc") || wanted("bulk"))
         sec_rpc_bulk();
+    bu_reap_adopted(0);
     if (wanted("partition"))
         sec_partition();
+    bu_reap_adopted(0);
     if (wanted("links"))
         sec_links();
+    bu_reap_adopted(0);
     if (wanted("start"))
         sec_start();
+    bu_reap_adopted(0);
     if (wanted("faults"))
         sec_faults();
+    bu_reap_adopted(0);
     if (wanted("raw"))
         sec_raw();
 
@@ -1124,7 +1164,11 @@ int main(int argc, char **argv)
     double la[3] = { -1, -1, -1 };
     if (getloadavg(la, 3) < 0)
         la[0] = la[1] = la[2] = -1;
-    int left = bu_count_children();
+    /* an adopted process gets 2 s to finish (the last nodes' port
+     * programs); what the bench started itself must be reaped by now */
+    bu_reap_adopted(2000);
+    static char left_list[1024];
+    int left = children_left(left_list, sizeof left_list);
     static char report[49152];
     snprintf(report, sizeof report,
              "%s"
@@ -1137,7 +1181,7 @@ int main(int argc, char **argv)
     say("\n==========================================================================\n%s",
         report);
     if (left != 0)
-        say("WARNING: %d child processes still there at the end\n", left);
+        say("WARNING: %d child processes still there at the end:%s\n", left, left_list);
     if (!bu_logdir_finish())
         say("logs of what failed are kept in %s\n", cfg.log_dir);
     if (cfg.out) {

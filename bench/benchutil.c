@@ -114,11 +114,28 @@ void bu_track(pid_t pid)
         }
 }
 
-void bu_untrack(pid_t pid)
+static void untrack(pid_t pid)
 {
     for (int i = 0; i < MAX_TRACKED; i++)
         if (tracked[i] == pid)
             tracked[i] = 0;
+}
+
+static int is_tracked(pid_t pid)
+{
+    for (int i = 0; i < MAX_TRACKED; i++)
+        if (tracked[i] == pid)
+            return 1;
+    return 0;
+}
+
+pid_t bu_waitpid(pid_t pid, int *status, int flags)
+{
+    pid_t r;
+    while ((r = waitpid(pid, status, flags)) < 0 && errno == EINTR) {}
+    if (pid > 0 && (r == pid || (r < 0 && errno == ECHILD)))
+        untrack(pid);
+    return r;
 }
 
 /* Pids listed in /proc/self/task/<tid>/children; only read(2) and plain
@@ -162,6 +179,29 @@ int bu_count_children(void)
 {
     pid_t p[1024];
     return bu_children(p, 1024);
+}
+
+int bu_reap_adopted(int grace_ms)
+{
+    long long end = bu_mono_us() + grace_ms * 1000LL;
+    int reaped_n = 0;
+    for (;;) {
+        pid_t kids[1024];
+        int n = bu_children(kids, 1024), running = 0;
+        for (int i = 0; i < n; i++) {
+            if (is_tracked(kids[i]))
+                continue;
+            pid_t r;
+            while ((r = waitpid(kids[i], NULL, WNOHANG)) < 0 && errno == EINTR) {}
+            if (r == kids[i])
+                reaped_n++;
+            else if (r == 0)
+                running++;
+        }
+        if (running == 0 || bu_mono_us() >= end)
+            return reaped_n;
+        bu_sleep_ms(10);
+    }
 }
 
 static void on_signal(int sig)
@@ -265,8 +305,7 @@ static int names_probe(int port)
 /* 1 if pid has exited (and is now reaped). */
 static int reaped(pid_t pid)
 {
-    pid_t r;
-    while ((r = waitpid(pid, NULL, WNOHANG)) < 0 && errno == EINTR) {}
+    pid_t r = bu_waitpid(pid, NULL, WNOHANG);
     return r == pid || (r < 0 && errno == ECHILD);
 }
 
@@ -327,9 +366,8 @@ int bu_epmd_start(bu_epmd *e, const char *log_dir, char *err, size_t errlen)
         }
         if (!gone) {
             kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+            bu_waitpid(pid, NULL, 0);
         }
-        bu_untrack(pid);
         snprintf(err, errlen, "%s -port %d did not come up (log %s, kept)", prog, port, e->log);
     }
     return -1;
@@ -344,12 +382,11 @@ void bu_epmd_stop(bu_epmd *e)
     while (!reaped(e->pid)) {
         if (bu_mono_us() > deadline) {
             kill(e->pid, SIGKILL);
-            while (waitpid(e->pid, NULL, 0) < 0 && errno == EINTR) {}
+            bu_waitpid(e->pid, NULL, 0);
             break;
         }
         bu_sleep_ms(10);
     }
-    bu_untrack(e->pid);
     e->pid = -1;
     unlink(e->log);
 }

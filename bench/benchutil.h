@@ -18,9 +18,18 @@ void bu_sleep_ms(int ms);            /* whole ms, EINTR-safe */
 /* ---- processes ------------------------------------------------------- */
 
 /* Every pid started is recorded, so that a signal can kill and reap it
- * (bu_install_signals); bu_untrack once it is reaped. */
+ * (bu_install_signals), and it stays recorded until bu_waitpid reaps it:
+ * a child whose waitpid was forgotten is still counted at the end. */
 void bu_track(pid_t pid);
-void bu_untrack(pid_t pid);
+/* waitpid(pid, status, flags), EINTR-safe; once pid is reaped (or is no
+ * child at all: ECHILD) it is no longer recorded.  waitpid's result. */
+pid_t bu_waitpid(pid_t pid, int *status, int flags);
+/* Reap the children this process adopted rather than started: a child
+ * subreaper (bench/rawtcp.c) inherits every descendant whose parent dies
+ * first, e.g. a node's inet_gethost once its beam is gone.  Recorded pids
+ * are left to their owner.  Waits up to grace_ms for adopted ones still
+ * running (0: only those that have exited).  How many it reaped. */
+int bu_reap_adopted(int grace_ms);
 /* SIGINT, SIGTERM, SIGHUP: SIGKILL and reap every child (recorded or
  * listed in /proc as ours), then die of the signal.  SIGPIPE ignored. */
 void bu_install_signals(void);

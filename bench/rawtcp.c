@@ -445,16 +445,19 @@ static pid_t spawn_exec(char *const argv[], const char *log, int *stdout_pipe)
 }
 
 /* Kill a child and whatever it forked (socat forks per connection: its
- * own process group), and reap them all: this process is their subreaper. */
+ * own process group), and reap them all: this process is their subreaper.
+ * The subreaper flag, set by the first spawn, stays for the rest of the
+ * run, so every descendant orphaned later (a node's inet_gethost in the
+ * sections after) comes to this process too: bench.c reaps those with
+ * bu_reap_adopted. */
 static void stop_child(pid_t pid)
 {
     if (pid <= 0)
         return;
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
-    while (waitpid(-pid, NULL, 0) > 0 || errno == EINTR) {}
-    bu_untrack(pid);
+    bu_waitpid(pid, NULL, 0);
+    while (bu_waitpid(-pid, NULL, 0) > 0) {}
 }
 
 /* Wait until something accepts on port (a probe connection is made and
@@ -938,8 +941,7 @@ static double helper_run(const raw_config *cfg, const daemon_h *dh, const char *
         v = atof(line);
     close(out);
     int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    bu_untrack(pid);
+    bu_waitpid(pid, &st, 0);
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? v : -1;
 }
 
