@@ -18,9 +18,9 @@
  *   faults     link faults: the erpc round trip under DELAY n1 n2 50ms (the
  *              ideal is 100 ms plus the undelayed round trip) and 5 MB under
  *              RATE n1 -> n2 1MB/s (the ideal is 5.0 s)
- *   raw        raw TCP without the BEAM: direct, epmdpxy, the shim's app link,
- *              socat, haproxy and minimal relays side by side, and what the
- *              shim adds to a connect() (bench/rawtcp.c)
+ *   raw        raw TCP without the BEAM: direct, epmdpxy (also with --mss 0),
+ *              the shim's app link, socat, haproxy and minimal relays side
+ *              by side, and what the shim adds to a connect() (bench/rawtcp.c)
  *
  * It reports; it never fails because the machine is slow.  Exit 0 unless
  * it could not run at all: 2 for a bad command line or a missing beam, 1
@@ -1007,6 +1007,8 @@ static int build_rows(bu_row *rows)
         }
         ROW(s_raw[1], "epmdpxy / best minimal relay", NULL, &raw.vs_floor, NULL, 2, BU_GOAL_GE,
             0.9, "x");
+        ROW(s_raw[1], "epmdpxy --mss 0 / best minimal relay", NULL, &raw.vs_floor_mss0, NULL, 2,
+            BU_GOAL_GE, 0.9, "x");
         for (int p = RAW_EPMDPXY; p < RAW_NPATHS; p++) {
             if (raw.skipped[p])
                 continue;

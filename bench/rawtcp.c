@@ -24,8 +24,8 @@
 #define APP_CLIENT "rawappclient"
 
 static const char *path_names[RAW_NPATHS] = {
-    "direct", "epmdpxy", "app link", "socat", "haproxy", "min relay 64 KiB", "min relay 1 MiB",
-    "min splice 1 MiB",
+    "direct", "epmdpxy", "epmdpxy --mss 0", "app link", "socat", "haproxy", "min relay 64 KiB",
+    "min relay 1 MiB", "min splice 1 MiB",
 };
 
 const char *raw_path_name(int path)
@@ -496,18 +496,23 @@ typedef struct daemon_h {
     int control_port;
     int alive_fd;     /* the ALIVE2 connection that keeps the sink registered */
     int proxy_port;
+    char log[1100];
 } daemon_h;
 
-/* Start the daemon, register the sink with it, look up its proxy port. */
-static int daemon_up(daemon_h *d, const raw_config *cfg, int sink_port)
+/* Start the daemon (with its defaults, or with --mss 0), register the sink
+ * with it, look up its proxy port.  0, or -1 (daemon_down still needed). */
+static int daemon_up(daemon_h *d, const raw_config *cfg, int sink_port, int mss0)
 {
     memset(d, 0, sizeof *d);
     d->alive_fd = -1;
-    char log[1100];
-    snprintf(log, sizeof log, "%s/raw-epmdpxy.log", cfg->log_dir);
-    char *argv[] = { (char *)cfg->epmdpxy, "--port", "0", "--control", "0", NULL };
+    snprintf(d->log, sizeof d->log, "%s/raw-epmdpxy%s.log", cfg->log_dir, mss0 ? "-mss0" : "");
+    char *argv[] = { (char *)cfg->epmdpxy, "--port", "0", "--control", "0", NULL, NULL, NULL };
+    if (mss0) {
+        argv[5] = "--mss";
+        argv[6] = "0";
+    }
     int out = -1;
-    d->pid = spawn_exec(argv, log, &out);
+    d->pid = spawn_exec(argv, d->log, &out);
     if (d->pid < 0)
         return -1;
     char line[256];
@@ -559,15 +564,22 @@ static int daemon_up(daemon_h *d, const raw_config *cfg, int sink_port)
     return r;
 }
 
-static void daemon_down(daemon_h *d, const raw_config *cfg)
+static void daemon_down(daemon_h *d)
 {
     if (d->alive_fd >= 0)
         close(d->alive_fd);
+    d->alive_fd = -1;
     stop_child(d->pid);
     d->pid = 0;
-    char log[1100];
-    snprintf(log, sizeof log, "%s/raw-epmdpxy.log", cfg->log_dir);
-    unlink(log);
+    if (d->log[0])
+        unlink(d->log);
+    d->log[0] = 0;
+}
+
+/* Is the path epmdpxy's own relay (a daemon of this section's)? */
+static int is_epmdpxy(int path)
+{
+    return path == RAW_EPMDPXY || path == RAW_EPMDPXY_MSS0;
 }
 
 /* ---- one path ----------------------------------------------------------- */
@@ -654,7 +666,8 @@ double raw_relay_cpu_s(const raw_relay *h)
     return h->pid > 0 ? bu_proc_cpu_all_s(h->pid) : -1;
 }
 
-/* Set up the path in front of the sink.  0, or -1. */
+/* Set up the path in front of the sink (dh: the path's daemon, for the
+ * epmdpxy paths).  0, or -1. */
 static int path_up(int path, raw_relay *h, const raw_config *cfg, int sink_port,
                    const daemon_h *dh)
 {
@@ -663,7 +676,7 @@ static int path_up(int path, raw_relay *h, const raw_config *cfg, int sink_port,
         h->port = sink_port;
         return 0;
     }
-    if (path == RAW_EPMDPXY) {
+    if (is_epmdpxy(path)) {
         h->port = dh->proxy_port;
         return dh->proxy_port > 0 ? 0 : -1;
     }
@@ -970,6 +983,8 @@ static void measure_app(const raw_config *cfg, const daemon_h *dh, int app_port,
     o->duplex = helper_run(cfg, dh, APP_CLIENT, duplex);
 }
 
+/* One run of one path into o (-1 where it failed); dh is the daemon of an
+ * epmdpxy path or of the app link (the --mss 0 one for RAW_EPMDPXY_MSS0). */
 static void measure_path(int path, const raw_config *cfg, int sink_port, const daemon_h *dh,
                          uint8_t *buf, run_out *o, int app_port)
 {
@@ -983,7 +998,7 @@ static void measure_path(int path, const raw_config *cfg, int sink_port, const d
         cfg->say("  %s: cannot set up the relay\n", raw_path_name(path));
         return;
     }
-    pid_t cpu_pid = path == RAW_EPMDPXY ? dh->pid : h.pid;
+    pid_t cpu_pid = is_epmdpxy(path) ? dh->pid : h.pid;
     o->rtt = measure_rtt(h.port, cfg->rtt_count);
     double c0 = cpu_pid > 0 ? bu_proc_cpu_all_s(cpu_pid) : -1;
     o->bulk = measure_bulk(h.port, cfg->bulk_mib, buf);
@@ -991,7 +1006,7 @@ static void measure_path(int path, const raw_config *cfg, int sink_port, const d
     if (c0 >= 0 && c1 >= 0 && o->bulk > 0)
         o->cpu = (c1 - c0) / (cfg->bulk_mib / 1024.0);
     o->duplex = measure_duplex(h.port, cfg->bulk_mib / 2 > 0 ? cfg->bulk_mib / 2 : 1, buf);
-    if (path != RAW_DIRECT && path != RAW_EPMDPXY)
+    if (path != RAW_DIRECT && !is_epmdpxy(path))
         raw_relay_stop(&h);
 }
 
@@ -1029,9 +1044,13 @@ void raw_section(const raw_config *cfg, raw_figures *f)
     }
     pid_t sink = spawn_fn(sink_entry, &lfd);
     close(lfd);
-    daemon_h dh;
-    if (daemon_up(&dh, cfg, sink_port) < 0)
+    /* epmdpxy with its defaults (an Ethernet MSS, as in the hold model),
+     * and a second daemon with --mss 0: what that faithfulness costs */
+    daemon_h dh, dh_mss0;
+    if (daemon_up(&dh, cfg, sink_port, 0) < 0)
         cfg->say("  epmdpxy could not be started or the sink not registered\n");
+    if (daemon_up(&dh_mss0, cfg, sink_port, 1) < 0)
+        cfg->say("  epmdpxy --mss 0 could not be started or the sink not registered\n");
     /* the connect() cost's target: not a member, a deep accept queue */
     int drain_port = 0;
     pid_t drain = -1;
@@ -1066,7 +1085,8 @@ void raw_section(const raw_config *cfg, raw_figures *f)
             int p = (k + r) % RAW_NPATHS;   /* a different path goes first each run */
             if (f->skipped[p])
                 continue;
-            measure_path(p, cfg, sink_port, &dh, buf, &o[p], app_port);
+            measure_path(p, cfg, sink_port, p == RAW_EPMDPXY_MSS0 ? &dh_mss0 : &dh, buf,
+                         &o[p], app_port);
         }
         /* connect() to a port no member listens on (the drain's),
          * without and with the shim, in turns */
@@ -1106,6 +1126,8 @@ void raw_section(const raw_config *cfg, raw_figures *f)
                 floor_bulk = o[p].bulk;
         if (floor_bulk > 0 && o[RAW_EPMDPXY].bulk > 0)
             bu_add(&f->vs_floor, o[RAW_EPMDPXY].bulk / floor_bulk);
+        if (floor_bulk > 0 && o[RAW_EPMDPXY_MSS0].bulk > 0)
+            bu_add(&f->vs_floor_mss0, o[RAW_EPMDPXY_MSS0].bulk / floor_bulk);
         cfg->say("  run %d/%d:", r + 1, cfg->runs);
         for (int p = 0; p < RAW_NPATHS; p++)
             if (!f->skipped[p])
@@ -1117,7 +1139,8 @@ void raw_section(const raw_config *cfg, raw_figures *f)
     }
     stop_child(app_sink);
     stop_child(drain);
-    daemon_down(&dh, cfg);
+    daemon_down(&dh_mss0);
+    daemon_down(&dh);
     stop_child(sink);
     free(buf);
 }

@@ -2,15 +2,16 @@
  *
  * One sink process (echo for ping-pong, count for bulk, both ways for the
  * duplex test) is reached over every path in the same run, in an order
- * that rotates from run to run: directly, through epmdpxy, through socat
- * and haproxy (Debian packages; a missing one is skipped with a note), and
- * through three minimal relays built into the bench (epoll read/write with
- * 64 KiB and with 1 MiB chunks, and splice through a pipe): the floor of a
- * user-space relay on this machine.  The "app link" path is what the
- * LD_PRELOAD shim makes of a connection between two cluster members: a
- * second sink and the client both run under the shim (this program
- * re-executed, raw_helper_main), and the client's connect() to the sink's
- * own port is redirected through the daemon's app relay.  Last, the cost of
+ * that rotates from run to run: directly, through epmdpxy (with its
+ * defaults, and a second daemon with --mss 0: loopback's MSS), through
+ * socat and haproxy (Debian packages; a missing one is skipped with a
+ * note), and through three minimal relays built into the bench (epoll
+ * read/write with 64 KiB and with 1 MiB chunks, and splice through a
+ * pipe): the floor of a user-space relay on this machine.  The "app link"
+ * path is what the LD_PRELOAD shim makes of a connection between two
+ * cluster members: a second sink and the client both run under the shim
+ * (this program re-executed, raw_helper_main), and the client's connect()
+ * to the sink's own port is redirected through the daemon's app relay.  Last, the cost of
  * a connect() to a port no member listens on, with and without the shim
  * (one round trip to the daemon).  bench/README.md says what each figure
  * is. */
@@ -24,6 +25,7 @@
 enum {
     RAW_DIRECT,
     RAW_EPMDPXY,
+    RAW_EPMDPXY_MSS0,   /* its daemon started with --mss 0 */
     RAW_APP,
     RAW_SOCAT,
     RAW_HAPROXY,
@@ -40,6 +42,7 @@ typedef struct raw_figures {
     bu_series cpu[RAW_NPATHS];       /* relay CPU s per GiB relayed */
     bu_series rtt_r[RAW_NPATHS], bulk_r[RAW_NPATHS], duplex_r[RAW_NPATHS];   /* / direct */
     bu_series vs_floor;              /* epmdpxy bulk / best minimal relay's, same run */
+    bu_series vs_floor_mss0;         /* the same for epmdpxy --mss 0 */
     int skipped[RAW_NPATHS];         /* the tool is not installed */
     bu_series connect_us[2];         /* us per connect() to a non-member: plain, shim */
     bu_series connect_r;             /* shim / plain */
