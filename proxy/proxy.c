@@ -1,6 +1,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +31,19 @@
 #define PUMP_BUDGET     (4 * RELAY_CHUNK) /* bytes one event may move before others' turn */
 #define RESTORE_RCVBUF  (1024 * 1024) /* a shrunk buffer's size after, when rcvbuf is 0 */
 
+/* A direction that carries bulk moves it with splice(2) through a pipe of
+ * its own, so its bytes never enter user space.  make bench, in one
+ * alternating run on 2 cores: Erlang bulk through a minimal splice relay
+ * 1132 MiB/s against 902 through the same relay with read/write and 1 MiB
+ * chunks, at half the CPU per GiB (0.27 s against 0.51 s); raw one-way
+ * bulk about the same either way.  A pipe costs two fds and kernel pages
+ * only while it holds bytes, so a direction gets one only once one event
+ * moves SPLICE_AFTER bytes (ticks and RPCs never do), and only while nothing
+ * needs to see its bytes: the link is up (the handshake sniffed), the
+ * direction flows freely, no fault shapes it.  Bytes in the pipe are
+ * pending bytes like those in buf, older than them, and held like them. */
+#define SPLICE_AFTER    (64 * 1024)
+#define PIPE_SIZE       (1024 * 1024)
 enum link_state {
     LINK_NAME,          /* reading the initiator's first frame (deadline: NAME_TIMEOUT_MS) */
     LINK_PENDING,       /* name known, blocked towards the node: held before connecting */
@@ -123,6 +137,10 @@ typedef struct half {
     int shrunk;                 /* the source socket's SO_RCVBUF is held_rcvbuf (dir_shape) */
     uint8_t *buf;               /* the pending bytes, allocated only while there are some */
     size_t off, len, cap;       /* pending: buf[off..len); buf holds cap */
+    int piped;                  /* 1: pfd is this direction's pipe; -1: none can be had */
+    int pfd[2];                 /* ... its read and write ends */
+    size_t inpipe;              /* pending bytes in the pipe, before those in buf */
+    size_t pcap;                /* what the pipe holds at most */
     uint64_t bytes;             /* relayed so far */
     /* link faults (faults.h): what DELAY, RATE, SLICE, SLOWCLOSE do to this
      * direction.  While the shaper is active every byte read goes through
@@ -182,6 +200,7 @@ struct proxy {
 };
 
 static void link_event(void *ctx, int fd, short rev);
+static void dir_unpipe(half *h);
 static const char *side_name[2] = { "initiator", "node" };
 
 proxy *proxy_new(epx *x)
@@ -223,6 +242,7 @@ static void link_close(plink *l, const char *by, const char *why, int rst)
                 close(l->fd[i]);
         }
         free(l->h[i].buf);
+        dir_unpipe(&l->h[i]);
     }
     if (l->prev)
         l->prev->next = l->next;
@@ -266,7 +286,17 @@ static int link_deadline(plink *l, int ms)
 
 static size_t dir_pending(const half *h)
 {
-    return h->len - h->off;
+    return h->inpipe + (h->len - h->off);
+}
+
+static void dir_unpipe(half *h)
+{
+    if (h->piped == 1) {
+        close(h->pfd[0]);
+        close(h->pfd[1]);
+    }
+    h->piped = 0;
+    h->inpipe = 0;
 }
 
 static void dir_shape_timer(plink *l, enum dir d, long long when_ms);
@@ -323,11 +353,19 @@ static void note_closed_by(plink *l, enum side s)
         l->closed_by = side_name[s];
 }
 
-static void dir_drop(half *h)
+static void dir_drop_buf(half *h)
 {
     free(h->buf);   /* an idle direction holds no buffer */
     h->buf = NULL;
     h->off = h->len = h->cap = 0;
+}
+
+/* Every pending byte is dropped, the pipe's too. */
+static void dir_drop(half *h)
+{
+    dir_drop_buf(h);
+    if (h->inpipe)
+        dir_unpipe(h);
 }
 
 /* Transition: the source gave EOF or an error. */
@@ -384,8 +422,8 @@ static void dir_sink_failed(plink *l, enum dir d)
 static void dir_settle(plink *l, enum dir d)
 {
     half *h = &l->h[d];
-    if (h->buf && !dir_pending(h))
-        dir_drop(h);
+    if (h->buf && h->len == h->off)
+        dir_drop_buf(h);
     if (h->st == DIR_DRAINING && !dir_blocked(h) && !dir_pending(h) && !shaper_held(&h->sh)) {
         long long at = shaper_close_at(&h->sh, h->eof_ms), now = loop_now_ms();
         if (at > now) {
@@ -558,14 +596,38 @@ static void link_reset_fired(void *ctx)
     link_reset_check(l, 1);
 }
 
+/* Move what d's pipe holds to its sink.  1 when the pipe is empty, 0 when
+ * the sink is full, -1 when it failed (side_failed was called). */
+static int dir_unpipe_to(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    while (h->inpipe) {
+        ssize_t w = splice(h->pfd[0], NULL, l->fd[dir_sink(d)], NULL, h->inpipe,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN)
+            return 0;
+        if (w <= 0) {
+            side_failed(l, dir_sink(d), "write", w < 0 ? errno : EPIPE);
+            return -1;
+        }
+        h->inpipe -= (size_t)w;
+        h->bytes += (uint64_t)w;
+    }
+    return 1;
+}
+
 /* Write what d holds to its sink, unless held: the pending bytes, then
  * what the delay line releases now.  A write error fails the sink's side. */
 static void dir_flush(plink *l, enum dir d)
 {
     half *h = &l->h[d];
     int fd = l->fd[dir_sink(d)];
-    while (!dir_blocked(h) && dir_pending(h)) {
-        ssize_t k = send(fd, h->buf + h->off, dir_pending(h), MSG_NOSIGNAL);
+    if (!dir_blocked(h) && h->inpipe && dir_unpipe_to(l, d) <= 0)
+        return;   /* the sink is full, or failed */
+    while (!dir_blocked(h) && h->len > h->off) {
+        ssize_t k = send(fd, h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0 && errno == EAGAIN)
@@ -857,7 +919,7 @@ static void dir_take_held(plink *l, enum dir d)
             want = RELAY_CHUNK;
         if (h->cap - h->len < want) {
             if (h->off) {
-                memmove(h->buf, h->buf + h->off, dir_pending(h));
+                memmove(h->buf, h->buf + h->off, h->len - h->off);
                 h->len -= h->off;
                 h->off = 0;
             }
@@ -915,6 +977,63 @@ static void dir_grace_used(plink *l, enum dir d, size_t k)
     h->grace_bytes += k;
 }
 
+/* May d move its bytes with splice now?  Only where no one needs to see
+ * them: the link is up, d flows freely, no fault shapes it. */
+static int dir_can_splice(const plink *l, enum dir d)
+{
+    const half *h = &l->h[d];
+    return l->state == LINK_UP && h->hs == HS_FLOW && !shaper_active(&h->sh) && h->piped >= 0;
+}
+
+/* Give d its pipe (once).  0 if none can be had: then it goes on with
+ * read and write, and does not ask again. */
+static int dir_pipe(plink *l, enum dir d)
+{
+    half *h = &l->h[d];
+    if (h->piped)
+        return h->piped > 0;
+    if (pipe2(h->pfd, O_NONBLOCK | O_CLOEXEC) < 0) {
+        log_msg(LOG_DEBUG, "link %lu: no pipe (%s): relaying with read and write", l->id,
+                strerror(errno));
+        h->piped = -1;
+        return 0;
+    }
+    (void)fcntl(h->pfd[1], F_SETPIPE_SZ, PIPE_SIZE);   /* else the default: smaller moves */
+    int sz = fcntl(h->pfd[1], F_GETPIPE_SZ);
+    h->pcap = sz > 0 ? (size_t)sz : 65536;
+    h->piped = 1;
+    return 1;
+}
+
+/* dir_pump for a direction with a pipe: source -> pipe -> sink, a pipe's
+ * worth at a time, until the source is empty, the sink full (the rest
+ * stays in the pipe, pending), or the budget spent. */
+static void dir_pump_splice(plink *l, enum dir d, size_t budget)
+{
+    half *h = &l->h[d];
+    int src = l->fd[dir_src(d)];
+    while (budget > 0 && dir_reads(l, d) && dir_can_splice(l, d)) {
+        ssize_t k = splice(src, NULL, h->pfd[1], NULL, h->pcap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN)
+            return;
+        if (k < 0) {
+            side_failed(l, dir_src(d), "read", errno);
+            return;
+        }
+        if (k == 0) {
+            log_msg(LOG_DEBUG, "link %lu: %s closed", l->id, side_name[dir_src(d)]);
+            dir_src_ended(l, d);
+            return;
+        }
+        h->inpipe += (size_t)k;
+        if (dir_unpipe_to(l, d) <= 0 || (size_t)k < h->pcap)
+            return;   /* the sink is full (the rest is pending), or the source most likely empty */
+        budget = budget > (size_t)k ? budget - (size_t)k : 0;
+    }
+}
+
 /* Move bytes from d's source to its sink through one shared scratch
  * buffer; only what the sink does not take at once is kept, as d's pending
  * bytes.  Stops at EAGAIN, at a short read, when the sink is full, after a
@@ -929,6 +1048,10 @@ static void dir_pump(plink *l, enum dir d)
     if (h->hs == HS_HELD || h->hs == HS_STALLED) {
         if (dir_reads(l, d))
             dir_take_held(l, d);
+        return;
+    }
+    if (h->piped > 0 && dir_can_splice(l, d)) {
+        dir_pump_splice(l, d, PUMP_BUDGET);
         return;
     }
     for (size_t budget = PUMP_BUDGET; budget > 0 && dir_reads(l, d);) {
@@ -1002,9 +1125,17 @@ static void dir_pump(plink *l, enum dir d)
             dir_stall(l, d);
             return;
         }
-        if ((size_t)k < want || l->names_changed)
-            return;   /* a short read: the socket is most likely empty */
+        if (l->names_changed)
+            return;
         budget = budget > (size_t)k ? budget - (size_t)k : 0;
+        if (PUMP_BUDGET - budget >= SPLICE_AFTER && dir_can_splice(l, d) && dir_pipe(l, d)) {
+            /* bulk: from now on through the pipe */
+            if ((size_t)k == want)
+                dir_pump_splice(l, d, budget);
+            return;
+        }
+        if ((size_t)k < want)
+            return;   /* a short read: the socket is most likely empty */
     }
 }
 
@@ -1487,7 +1618,10 @@ void proxy_links_json(proxy *p, sbuf *out)
         for (int d = OUT; d <= IN; d++) {
             const half *h = &l->h[d];
             const char *dn = d == OUT ? "out" : "in";
-            sbuf_printf(out, ",\"%s_state\":\"%s\"", dn, hs_name[h->hs]);
+            sbuf_printf(out, ",\"%s_state\":\"%s\",\"%s_pending\":%zu", dn, hs_name[h->hs], dn,
+                        dir_pending(h));
+            if (h->piped > 0)
+                sbuf_printf(out, ",\"%s_splice\":true", dn);
             if (h->hs == HS_RELEASING && h->timer)
                 sbuf_printf(out, ",\"%s_release_at\":%lld,\"%s_release_in_ms\":%lld", dn,
                             loop_timer_when(h->timer) - p->x->ev.t0_ms, dn,

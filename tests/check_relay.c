@@ -1259,6 +1259,103 @@ START_TEST(hold_resumes_at_retransmission)
 }
 END_TEST
 
+/* One direction's bulk stream, polled: writes into l->ini while it takes,
+ * reads l->acc and checks every byte against the same seeded stream. */
+typedef struct bulk {
+    fn_rng wg, rg;
+    uint8_t wbuf[1 << 16], rbuf[1 << 16], want[1 << 16];
+    size_t woff, wlen, sent, rcvd, total;
+} bulk;
+
+/* Moves bytes for up to ms; reads only if `read`.  Stops early once
+ * rcvd reaches stop_at.  Returns the bytes received in this call. */
+static size_t bulk_step(fn_link *l, bulk *b, int ms, int read, size_t stop_at)
+{
+    size_t got = 0;
+    long long end = tu_now_ms() + ms;
+    while (tu_now_ms() < end && b->rcvd < stop_at) {
+        struct pollfd p[2] = { { l->acc, read ? POLLIN : 0, 0 },
+                               { l->ini, b->sent < b->total ? POLLOUT : 0, 0 } };
+        if (poll(p, 2, 50) <= 0)
+            continue;
+        if ((p[1].revents & POLLOUT) && b->sent < b->total) {
+            if (b->woff == b->wlen) {
+                b->wlen = b->total - b->sent < sizeof b->wbuf ? b->total - b->sent : sizeof b->wbuf;
+                fn_rng_fill(&b->wg, b->wbuf, b->wlen);
+                b->woff = 0;
+            }
+            ssize_t k = send(l->ini, b->wbuf + b->woff, b->wlen - b->woff,
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (k > 0) {
+                b->woff += (size_t)k;
+                b->sent += (size_t)k;
+            }
+        }
+        if (read && (p[0].revents & POLLIN)) {
+            ssize_t k = recv(l->acc, b->rbuf, sizeof b->rbuf, MSG_DONTWAIT);
+            if (k < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            ck_assert_msg(k > 0, "node side: %s after %zu bytes", k == 0 ? "EOF" : strerror(errno),
+                          b->rcvd);
+            fn_rng_fill(&b->rg, b->want, (size_t)k);
+            ck_assert_msg(memcmp(b->rbuf, b->want, (size_t)k) == 0,
+                          "bytes lost, doubled or reordered after byte %zu", b->rcvd);
+            b->rcvd += (size_t)k;
+            got += (size_t)k;
+        }
+    }
+    return got;
+}
+
+/* Bulk goes through the direction's pipe (splice), and a cut in the
+ * middle still holds it exactly: once what the node's kernel already had
+ * is read, nothing more arrives while cut, and after the heal every byte
+ * arrives once, in order.  The reverse direction, idle, gets no pipe. */
+START_TEST(splice_bulk_held_exactly)
+{
+    fn_link l;
+    open_up(&l, "MODE hold rto=100");
+    static bulk b;
+    memset(&b, 0, sizeof b);
+    fn_rng_seed(&b.wg, 0x5911ce);
+    fn_rng_seed(&b.rg, 0x5911ce);
+    b.total = 64u << 20;
+    long long deadline = tu_now_ms() + 60000;
+    while (b.rcvd < (8u << 20)) {
+        bulk_step(&l, &b, 1000, 1, 8u << 20);
+        ck_assert_msg(tu_now_ms() < deadline, "8 MB took 60 s (%zu received)", b.rcvd);
+    }
+    ck_assert_msg(links_have("\"out_splice\":true"), "8 MB relayed without the pipe: %s",
+                  "LINKS shows no out_splice");
+    ck_assert_msg(!links_have("\"in_splice\":true"), "the idle direction got a pipe");
+    ctl_ok("CUT a b");
+    /* what crossed before the cut: drain until 300 ms pass without a byte */
+    while (bulk_step(&l, &b, 300, 1, b.total) > 0)
+        ck_assert_msg(tu_now_ms() < deadline, "bytes kept coming 60 s into the cut");
+    size_t at_cut = b.rcvd, sent_at_cut = b.sent;
+    /* the initiator goes on writing into the cut; the node must see nothing */
+    ck_assert_msg(bulk_step(&l, &b, 700, 1, b.total) == 0,
+                  "bytes crossed the cut (%zu received, %zu before)", b.rcvd, at_cut);
+    printf("relay splice: %zu bytes before the cut, %zu more written into it\n", at_cut,
+           b.sent - sent_at_cut);
+    ctl_ok("HEAL");
+    while (b.rcvd < b.total) {
+        bulk_step(&l, &b, 1000, 1, b.total);
+        ck_assert_msg(tu_now_ms() < deadline + 60000, "after HEAL only %zu of %zu bytes",
+                      b.rcvd, b.total);
+    }
+    ck_assert_msg(b.rcvd == b.total, "received %zu of %zu", b.rcvd, b.total);
+    ck_assert_msg(stays_silent(l.acc, 200), "bytes beyond the stream arrived");
+    fn_linkinfo li;
+    ck_assert_msg(TU_WAIT_UNTIL(link_of("a@localhost", &li) &&
+                                li.bytes_out == (long long)(l.out + b.total), 10000),
+                  "bytes_out %lld, want %llu", li.bytes_out,
+                  (unsigned long long)(l.out + b.total));
+    ASSERT_OK(fn_xfer(l.ini, l.acc, 5000, 5000, 72, 10000));
+    ASSERT_ALIVE();
+}
+END_TEST
+
 /* MODE freeze: the same bytes go the instant the block lifts. */
 START_TEST(freeze_resumes_at_heal)
 {
@@ -1754,6 +1851,7 @@ Suite *relay_suite(void)
         { "link_opened_names_target", link_opened_names_target, 60 },
         { "hold_resumes_at_retransmission", hold_resumes_at_retransmission, 60 },
         { "freeze_resumes_at_heal", freeze_resumes_at_heal, 60 },
+        { "splice_bulk_held_exactly", splice_bulk_held_exactly, 150 },
         { "hold_recut_keeps_backoff", hold_recut_keeps_backoff, 60 },
         { "hold_oneway_reverse_stalls", hold_oneway_reverse_stalls, 60 },
         { "hold_oneway_grace_time", hold_oneway_grace_time, 60 },
