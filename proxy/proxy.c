@@ -39,8 +39,7 @@
  * bulk about the same either way.  A pipe costs two fds and kernel pages
  * only while it holds bytes, so a direction gets one only once one event
  * moves SPLICE_AFTER bytes (ticks and RPCs never do), and only while nothing
- * needs to see its bytes: the link is up (the handshake sniffed), the
- * direction flows freely, no fault shapes it.  Bytes in the pipe are
+ * needs to see its bytes (dir_can_splice).  Bytes in the pipe are
  * pending bytes like those in buf, older than them, and held like them. */
 #define SPLICE_AFTER    (64 * 1024)
 #define PIPE_SIZE       (1024 * 1024)
@@ -978,11 +977,16 @@ static void dir_grace_used(plink *l, enum dir d, size_t k)
 }
 
 /* May d move its bytes with splice now?  Only where no one needs to see
- * them: the link is up, d flows freely, no fault shapes it. */
+ * them: the link relays, the sniffer is done with d (it reads only the
+ * node's handshake: the initiator's bytes after its first frame, and the
+ * node's once acknowledged or found foreign), d flows freely and no fault
+ * shapes it. */
 static int dir_can_splice(const plink *l, enum dir d)
 {
     const half *h = &l->h[d];
-    return l->state == LINK_UP && h->hs == HS_FLOW && !shaper_active(&h->sh) && h->piped >= 0;
+    return (l->state == LINK_UP ||
+            (l->state == LINK_HANDSHAKE && (d == OUT || l->ss.done != 0))) &&
+           h->hs == HS_FLOW && !shaper_active(&h->sh) && h->piped >= 0;
 }
 
 /* Give d its pipe (once).  0 if none can be had: then it goes on with
