@@ -28,6 +28,7 @@ typedef struct epx_config {
     int delay_accept;                  /* seconds */
     int delay_write;                   /* seconds */
     int debug;                         /* -d count */
+    int no_splice;                     /* --no-splice: bulk through user space too */
 } epx_config;
 
 /* What a block does (doc/hold-model.md): HOLD models a path that drops

@@ -31,6 +31,7 @@ static const char usage_text[] =
     "  -address LIST            epmd's form of --bind: comma-separated addresses, loopback\n"
     "                           always added ($ERL_EPMD_ADDRESS)\n"
     "  --ready                  print READY (below) even with fixed ports\n"
+    "  --no-splice              relay bulk with read/write, not splice(2) through a pipe\n"
     "  -daemon                  detach; if the EPMD port is taken, exit 0 quietly\n"
     "  -relaxed_command_check   allow KILL with live nodes, enable STOP\n"
     "                           ($ERL_EPMD_RELAXED_COMMAND_CHECK)\n"
@@ -385,6 +386,8 @@ int main(int argc, char **argv)
             if (x.cfg.control_port == 0)
                 want_ready = 1;   /* the caller can learn the port only from READY */
             i++;
+        } else if (!strcmp(a, "--no-splice")) {
+            x.cfg.no_splice = 1;
         } else if (!strcmp(a, "--ready")) {
             want_ready = 1;
         } else if (!strcmp(a, "--bind") || !strcmp(a, "-address")) {

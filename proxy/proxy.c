@@ -199,7 +199,7 @@ struct proxy {
 };
 
 static void link_event(void *ctx, int fd, short rev);
-static void dir_unpipe(half *h);
+static void dir_unpipe(plink *l, half *h);
 static const char *side_name[2] = { "initiator", "node" };
 
 proxy *proxy_new(epx *x)
@@ -241,7 +241,7 @@ static void link_close(plink *l, const char *by, const char *why, int rst)
                 close(l->fd[i]);
         }
         free(l->h[i].buf);
-        dir_unpipe(&l->h[i]);
+        dir_unpipe(l, &l->h[i]);
     }
     if (l->prev)
         l->prev->next = l->next;
@@ -288,11 +288,12 @@ static size_t dir_pending(const half *h)
     return h->inpipe + (h->len - h->off);
 }
 
-static void dir_unpipe(half *h)
+static void dir_unpipe(plink *l, half *h)
 {
     if (h->piped == 1) {
         close(h->pfd[0]);
         close(h->pfd[1]);
+        l->px->x->fds_outside_loop -= 2;
     }
     h->piped = 0;
     h->inpipe = 0;
@@ -360,11 +361,11 @@ static void dir_drop_buf(half *h)
 }
 
 /* Every pending byte is dropped, the pipe's too. */
-static void dir_drop(half *h)
+static void dir_drop(plink *l, half *h)
 {
     dir_drop_buf(h);
     if (h->inpipe)
-        dir_unpipe(h);
+        dir_unpipe(l, h);
 }
 
 /* Transition: the source gave EOF or an error. */
@@ -405,7 +406,7 @@ static void dir_src_hung(plink *l, enum dir d)
 static void dir_sink_failed(plink *l, enum dir d)
 {
     half *h = &l->h[d];
-    dir_drop(h);
+    dir_drop(l, h);
     fault_params p = h->sh.p;
     shaper_free(&h->sh);   /* what the delay line held goes with the sink */
     shaper_init(&h->sh, h->sh.rng);
@@ -994,8 +995,13 @@ static int dir_can_splice(const plink *l, enum dir d)
 static int dir_pipe(plink *l, enum dir d)
 {
     half *h = &l->h[d];
+    epx *x = l->px->x;
     if (h->piped)
         return h->piped > 0;
+    if (x->cfg.no_splice || !epx_accept_ok(x)) {
+        h->piped = -1;   /* --no-splice, or fds are short: ALIVE2 and links need them more */
+        return 0;
+    }
     if (pipe2(h->pfd, O_NONBLOCK | O_CLOEXEC) < 0) {
         log_msg(LOG_DEBUG, "link %lu: no pipe (%s): relaying with read and write", l->id,
                 strerror(errno));
@@ -1006,6 +1012,7 @@ static int dir_pipe(plink *l, enum dir d)
     int sz = fcntl(h->pfd[1], F_GETPIPE_SZ);
     h->pcap = sz > 0 ? (size_t)sz : 65536;
     h->piped = 1;
+    x->fds_outside_loop += 2;
     return 1;
 }
 
