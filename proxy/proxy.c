@@ -977,6 +977,26 @@ static void dir_grace_used(plink *l, enum dir d, size_t k)
     h->grace_bytes += k;
 }
 
+/* What a read (or splice) of k bytes from d's source says: 1 bytes came;
+ * -1 try again (EINTR); 0 stop: the source is empty (EAGAIN), ended (EOF:
+ * d drains) or failed (side_failed). */
+static int dir_read_result(plink *l, enum dir d, ssize_t k)
+{
+    if (k > 0)
+        return 1;
+    if (k < 0 && errno == EINTR)
+        return -1;
+    if (k < 0 && errno == EAGAIN)
+        return 0;
+    if (k < 0) {
+        side_failed(l, dir_src(d), "read", errno);
+        return 0;
+    }
+    log_msg(LOG_DEBUG, "link %lu: %s closed", l->id, side_name[dir_src(d)]);
+    dir_src_ended(l, d);
+    return 0;
+}
+
 /* May d move its bytes with splice now?  Only where no one needs to see
  * them: the link relays, the sniffer is done with d (it reads only the
  * node's handshake: the initiator's bytes after its first frame, and the
@@ -1025,19 +1045,11 @@ static void dir_pump_splice(plink *l, enum dir d, size_t budget)
     int src = l->fd[dir_src(d)];
     while (budget > 0 && dir_reads(l, d) && dir_can_splice(l, d)) {
         ssize_t k = splice(src, NULL, h->pfd[1], NULL, h->pcap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (k < 0 && errno == EINTR)
+        int r = dir_read_result(l, d, k);
+        if (r < 0)
             continue;
-        if (k < 0 && errno == EAGAIN)
+        if (r == 0)
             return;
-        if (k < 0) {
-            side_failed(l, dir_src(d), "read", errno);
-            return;
-        }
-        if (k == 0) {
-            log_msg(LOG_DEBUG, "link %lu: %s closed", l->id, side_name[dir_src(d)]);
-            dir_src_ended(l, d);
-            return;
-        }
         h->inpipe += (size_t)k;
         if (dir_unpipe_to(l, d) <= 0 || (size_t)k < h->pcap)
             return;   /* the sink is full (the rest is pending), or the source most likely empty */
@@ -1072,19 +1084,11 @@ static void dir_pump(plink *l, enum dir d)
             return;
         }
         ssize_t k = read(src, scratch, want);
-        if (k < 0 && errno == EINTR)
+        int r = dir_read_result(l, d, k);
+        if (r < 0)
             continue;
-        if (k < 0 && errno == EAGAIN)
+        if (r == 0)
             return;
-        if (k < 0) {
-            side_failed(l, dir_src(d), "read", errno);
-            return;
-        }
-        if (k == 0) {
-            log_msg(LOG_DEBUG, "link %lu: %s closed", l->id, side_name[dir_src(d)]);
-            dir_src_ended(l, d);
-            return;
-        }
         if (h->hs == HS_GRACE)
             dir_grace_used(l, d, (size_t)k);
         if (d == IN && l->kind == KIND_DIST && sniff_acceptor(l, scratch, (size_t)k)) {
