@@ -36,13 +36,16 @@
  * alternating run on 2 cores: Erlang bulk through a minimal splice relay
  * 1132 MiB/s against 902 through the same relay with read/write and 1 MiB
  * chunks, at half the CPU per GiB (0.27 s against 0.51 s); raw one-way
- * bulk about the same either way.  A pipe costs two fds and kernel pages
- * only while it holds bytes, so a direction gets one only once one event
- * moves SPLICE_AFTER bytes (ticks and RPCs never do), and only while nothing
- * needs to see its bytes (dir_can_splice).  Bytes in the pipe are
- * pending bytes like those in buf, older than them, and held like them. */
+ * bulk about the same either way.  A pipe costs two fds and a share of
+ * the user's pipe quota for the link's life, so a direction gets one
+ * only once one event moves SPLICE_AFTER bytes (ticks and RPCs never do),
+ * and only while nothing needs to see its bytes (dir_can_splice).  Bytes
+ * in the pipe are pending bytes like those in buf, older than them, and
+ * held like them.  --no-splice turns it off. */
 #define SPLICE_AFTER    (64 * 1024)
 #define PIPE_SIZE       (1024 * 1024)
+#define PIPE_MIN        (256 * 1024)  /* a smaller pipe (over the user's quota): read and write */
+
 enum link_state {
     LINK_NAME,          /* reading the initiator's first frame (deadline: NAME_TIMEOUT_MS) */
     LINK_PENDING,       /* name known, blocked towards the node: held before connecting */
@@ -288,14 +291,15 @@ static size_t dir_pending(const half *h)
     return h->inpipe + (h->len - h->off);
 }
 
+/* Close d's pipe, if it has one; what it held is dropped. */
 static void dir_unpipe(plink *l, half *h)
 {
     if (h->piped == 1) {
         close(h->pfd[0]);
         close(h->pfd[1]);
         l->px->x->fds_outside_loop -= 2;
+        h->piped = 0;
     }
-    h->piped = 0;
     h->inpipe = 0;
 }
 
@@ -364,8 +368,7 @@ static void dir_drop_buf(half *h)
 static void dir_drop(plink *l, half *h)
 {
     dir_drop_buf(h);
-    if (h->inpipe)
-        dir_unpipe(l, h);
+    dir_unpipe(l, h);
 }
 
 /* Transition: the source gave EOF or an error. */
@@ -1028,12 +1031,34 @@ static int dir_pipe(plink *l, enum dir d)
         h->piped = -1;
         return 0;
     }
-    (void)fcntl(h->pfd[1], F_SETPIPE_SZ, PIPE_SIZE);   /* else the default: smaller moves */
+    /* Unprivileged users have a quota of pipe pages (pipe-user-pages-soft):
+     * past it a pipe stays small, and splicing a few KiB at a time would be
+     * slower than read and write with RELAY_CHUNK. */
+    (void)fcntl(h->pfd[1], F_SETPIPE_SZ, PIPE_SIZE);
     int sz = fcntl(h->pfd[1], F_GETPIPE_SZ);
-    h->pcap = sz > 0 ? (size_t)sz : 65536;
+    if (sz < PIPE_MIN) {
+        log_msg(LOG_DEBUG, "link %lu: the pipe holds only %d bytes: relaying with read and write",
+                l->id, sz);
+        close(h->pfd[0]);
+        close(h->pfd[1]);
+        h->piped = -1;
+        return 0;
+    }
+    h->pcap = (size_t)sz;
     h->piped = 1;
     x->fds_outside_loop += 2;
     return 1;
+}
+
+/* Splice cannot serve d (the kernel refuses it for these fds, or the
+ * source has urgent data, which splice stops at and never passes): its
+ * pipe, empty, goes, and d goes on with read and write for good. */
+static void dir_splice_off(plink *l, enum dir d, const char *why)
+{
+    half *h = &l->h[d];
+    log_msg(LOG_INFO, "link %lu: %s: relaying with read and write", l->id, why);
+    dir_unpipe(l, h);
+    h->piped = -1;
 }
 
 /* dir_pump for a direction with a pipe: source -> pipe -> sink, a pipe's
@@ -1044,15 +1069,27 @@ static void dir_pump_splice(plink *l, enum dir d, size_t budget)
     half *h = &l->h[d];
     int src = l->fd[dir_src(d)];
     while (budget > 0 && dir_reads(l, d) && dir_can_splice(l, d)) {
+        /* the pipe is empty here: dir_reads wants nothing pending */
         ssize_t k = splice(src, NULL, h->pfd[1], NULL, h->pcap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (k < 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+            dir_splice_off(l, d, strerror(errno));
+            return;
+        }
+        int atmark = 0;
+        if (k < 0 && errno == EAGAIN && ioctl(src, SIOCATMARK, &atmark) == 0 && atmark) {
+            dir_splice_off(l, d, "urgent data");
+            return;
+        }
         int r = dir_read_result(l, d, k);
         if (r < 0)
             continue;
         if (r == 0)
             return;
         h->inpipe += (size_t)k;
-        if (dir_unpipe_to(l, d) <= 0 || (size_t)k < h->pcap)
-            return;   /* the sink is full (the rest is pending), or the source most likely empty */
+        if (dir_unpipe_to(l, d) <= 0)
+            return;   /* the sink is full: the rest is pending */
+        /* a short splice does not mean the socket is empty (one pipe slot
+         * per buffer of the socket): only EAGAIN says so */
         budget = budget > (size_t)k ? budget - (size_t)k : 0;
     }
 }

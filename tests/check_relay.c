@@ -1356,6 +1356,67 @@ START_TEST(splice_bulk_held_exactly)
 }
 END_TEST
 
+/* Bulk one way, then the initiator half-closes: the EOF waits behind what
+ * the pipe holds and reaches the node after the last byte; once both
+ * close, the link's pipe goes with it (the daemon's fds are back where
+ * they were).  With --no-splice the same bytes go without a pipe. */
+static void splice_eof_case(int no_splice)
+{
+    if (no_splice) {
+        fn_close_all();
+        tu_daemon_stop(&D);
+        const char *extra[] = { "--no-splice", NULL };
+        ck_assert_msg(tu_daemon_start(&D, extra) == 0, "epmdpxy --no-splice did not start");
+        ck_assert_msg(fn_node_start(&B, D.epmd_port, "b") == 0, "fake node b: %s", fn_err());
+    }
+    int fds0 = tu_fd_count(D.pid);
+    fn_link l;
+    open_up(&l, "MODE hold");
+    static bulk b;
+    memset(&b, 0, sizeof b);
+    fn_rng_seed(&b.wg, 0xe0f);
+    fn_rng_seed(&b.rg, 0xe0f);
+    b.total = 16u << 20;
+    long long deadline = tu_now_ms() + 60000;
+    /* write it all while the node reads slowly, so bytes wait in the relay */
+    while (b.sent < b.total) {
+        bulk_step(&l, &b, 50, 0, b.total);
+        bulk_step(&l, &b, 5, 1, b.total);
+        ck_assert_msg(tu_now_ms() < deadline, "16 MB not written in 60 s (%zu)", b.sent);
+    }
+    ck_assert_msg(shutdown(l.ini, SHUT_WR) == 0, "shutdown: %s", strerror(errno));
+    while (b.rcvd < b.total) {
+        bulk_step(&l, &b, 500, 1, b.total);
+        ck_assert_msg(tu_now_ms() < deadline, "only %zu of %zu bytes before the EOF", b.rcvd,
+                      b.total);
+    }
+    size_t extra = 0;
+    int reset = 0;
+    ck_assert_msg(fn_wait_eof(l.acc, 10000, &extra, &reset) == 1 && !reset && extra == 0,
+                  "the node saw %s after the last byte (%zu more bytes)",
+                  reset ? "a reset" : "no EOF", extra);
+    ck_assert_msg(links_have(no_splice ? "\"out_state\"" : "\"out_splice\":true"),
+                  "LINKS shows no out_splice after 16 MB");
+    ck_assert_msg(!no_splice || !links_have("_splice\":true"), "--no-splice made a pipe");
+    fn_link_close(&l);
+    assert_no_links("both ends closed");
+    ck_assert_msg(TU_WAIT_UNTIL(tu_fd_count(D.pid) == fds0, 5000),
+                  "the daemon holds %d fds, %d before the link", tu_fd_count(D.pid), fds0);
+    ASSERT_ALIVE();
+}
+
+START_TEST(splice_eof_after_pipe)
+{
+    splice_eof_case(0);
+}
+END_TEST
+
+START_TEST(no_splice_option)
+{
+    splice_eof_case(1);
+}
+END_TEST
+
 /* MODE freeze: the same bytes go the instant the block lifts. */
 START_TEST(freeze_resumes_at_heal)
 {
@@ -1852,6 +1913,8 @@ Suite *relay_suite(void)
         { "hold_resumes_at_retransmission", hold_resumes_at_retransmission, 60 },
         { "freeze_resumes_at_heal", freeze_resumes_at_heal, 60 },
         { "splice_bulk_held_exactly", splice_bulk_held_exactly, 150 },
+        { "splice_eof_after_pipe", splice_eof_after_pipe, 120 },
+        { "no_splice_option", no_splice_option, 120 },
         { "hold_recut_keeps_backoff", hold_recut_keeps_backoff, 60 },
         { "hold_oneway_reverse_stalls", hold_oneway_reverse_stalls, 60 },
         { "hold_oneway_grace_time", hold_oneway_grace_time, 60 },
