@@ -12,6 +12,7 @@
 #   make netsplit NETSPLIT_ROWS=blip-1.5,cut-3.3    some rows only
 #   make netsplit NETSPLIT_BACKENDS=epmdpxy          the daemon's side alone (no root)
 #   make netsplit NETSPLIT_HOLD="held_rcvbuf=4096"   knobs for the daemon's MODE hold
+#   make netsplit NETSPLIT_RETRY=0         no second run for a differing row
 #   make netsplit-compare                  compare the last results again
 # `make check` runs it too, with the known differences, when CI is set or
 # NETSPLIT_IN_CHECK=1 (NETSPLIT_IN_CHECK=0 turns it off); without root it
@@ -22,11 +23,12 @@ NETSPLIT_KNOWN    ?=
 NETSPLIT_ROWS     ?= all
 NETSPLIT_BACKENDS ?= real,epmdpxy
 NETSPLIT_HOLD     ?=
+NETSPLIT_RETRY    ?= 1
 NETSPLIT_IN_CHECK ?= $(if $(CI),1,0)
 NETSPLIT_BEAMS    := $(B)/netsplit/epx_netsplit.beam
 NETSPLIT_RUN       = NETSPLIT_OUT=$(abspath $(B)/netsplit) NETSPLIT_BEAMS=$(abspath $(B)/netsplit) \
 	NETSPLIT_REPEAT=$(NETSPLIT_REPEAT) NETSPLIT_ROWS=$(NETSPLIT_ROWS) \
-	NETSPLIT_BACKENDS=$(NETSPLIT_BACKENDS) NETSPLIT_KNOWN=$(1) NETSPLIT_HOLD="$(NETSPLIT_HOLD)" \
+	NETSPLIT_BACKENDS=$(NETSPLIT_BACKENDS) NETSPLIT_KNOWN=$(1) NETSPLIT_HOLD="$(NETSPLIT_HOLD)" NETSPLIT_RETRY=$(NETSPLIT_RETRY) \
 	EPX_EPMDPXY=$(abspath $(B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) \
 	sh tests/netsplit/netsplit.sh
 
