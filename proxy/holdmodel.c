@@ -60,7 +60,7 @@ long long hold_syn_give_up(const hold_params *hp, long long t_attempt)
 
 int hold_parse_syn(hold_params *hp, const char *text, char *err, size_t errlen)
 {
-    int v[HOLD_SYN_MAX], n = 0;
+    int v[HOLD_SYN_MAX] = { 0 }, n = 0;   /* the tail is copied too: MODE compares params with memcmp */
     const char *p = text;
     while (*p) {
         char *end;
