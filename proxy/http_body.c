@@ -269,6 +269,9 @@ static int single(doc *d, const char *key, int name, sbuf *args)
         return -1;
     if (!v[0])
         return fail(d, "%s is empty", key);   /* "MODE" alone would only ask */
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= 0x20)   /* one word: a blank would add arguments */
+            return fail(d, "%s must be one word without blanks or control characters", key);
     sbuf_addstr(args, v);
     return 0;
 }
