@@ -151,6 +151,20 @@ static int string_at(doc *d, int i, const char *what, char *out, size_t cap)
     return 0;
 }
 
+/* Token i, a string of one word: not empty, no blank, control or DEL
+ * byte (a blank would add arguments to the command). */
+static int word_at(doc *d, int i, const char *what, char *out, size_t cap)
+{
+    if (string_at(d, i, what, out, cap) < 0)
+        return -1;
+    for (const char *c = out; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f)
+            return fail(d, "%s must be one word", what);
+    if (!out[0])
+        return fail(d, "%s is empty", what);
+    return 0;
+}
+
 /* Token i, a node name, appended to args after sep. */
 static int name_at(doc *d, int i, const char *what, const char *sep, sbuf *args)
 {
@@ -265,13 +279,8 @@ static int single(doc *d, const char *key, int name, sbuf *args)
     if (name)
         return name_at(d, val, key, "", args);
     char v[64];
-    if (string_at(d, val, key, v, sizeof v) < 0)
+    if (word_at(d, val, key, v, sizeof v) < 0)   /* empty: "MODE" alone would only ask */
         return -1;
-    if (!v[0])
-        return fail(d, "%s is empty", key);   /* "MODE" alone would only ask */
-    for (const char *p = v; *p; p++)
-        if ((unsigned char)*p <= 0x20)   /* one word: a blank would add arguments */
-            return fail(d, "%s must be one word without blanks or control characters", key);
     sbuf_addstr(args, v);
     return 0;
 }
@@ -297,13 +306,8 @@ static int words(doc *d, const word *w, sbuf *args)
                 return fail(d, "%s must be a string or a whole number", w->key);
             snprintf(v, sizeof v, "%.*s%s", n, d->s + t->start, w->num_suffix);
         } else {
-            if (string_at(d, val, w->key, v, 66) < 0)
+            if (word_at(d, val, w->key, v, 66) < 0)
                 return -1;
-            for (const char *c = v; *c; c++)
-                if ((unsigned char)*c <= ' ' || *c == 0x7f)
-                    return fail(d, "%s must be one word", w->key);
-            if (!v[0])
-                return fail(d, "%s is empty", w->key);
         }
         sbuf_printf(args, " %s%s", w->prefix, v);
     }
