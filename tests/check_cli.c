@@ -657,8 +657,12 @@ static void daemon_on_taken(int p, const char *holder)
     show(r.err, r.err_n, e, sizeof e);
     int quiet = r.out_n == 0 && r.err_n == 0;
     es_run_free(&r);
-    /* a daemon must not have been left behind on P+1 */
-    int leftover = next_was_free && TU_WAIT_UNTIL(es_port_open(p + 1), 300);
+    /* a daemon must not have been left behind on P+1: an epmdpxy listening
+     * there (an open port alone could be anyone's, P+1 is an ephemeral one) */
+    pid_t lpid = 0;
+    int leftover = next_was_free &&
+                   TU_WAIT_UNTIL((lpid = es_pid_listening_on(p + 1)) > 0 && is_epmdpxy(lpid),
+                                 300);
     if (leftover) {
         char reply[64];
         tu_ctl(p + 1, "SHUTDOWN", reply, sizeof reply);
@@ -668,8 +672,8 @@ static void daemon_on_taken(int p, const char *holder)
     ck_assert_msg(quiet, "epmdpxy -daemon, port held by %s: printed stdout \"%s\" "
                   "stderr \"%s\" (epmd: nothing)", holder, o, e);
     ck_assert_msg(ms < 3000, "epmdpxy -daemon, port held by %s: took %ld ms", holder, ms);
-    ck_assert_msg(!leftover, "epmdpxy -daemon, port held by %s: a daemon answers on %d",
-                  holder, p + 1);
+    ck_assert_msg(!leftover, "epmdpxy -daemon, port held by %s: daemon %d listens on %d",
+                  holder, (int)lpid, p + 1);
 }
 
 START_TEST(test_daemon_port_taken)

@@ -219,6 +219,16 @@ int tu_connect(int port)
         close(fd);
         return -1;
     }
+    /* Nobody listening on an ephemeral-range port, and the kernel picked
+     * that very port as our source: TCP's simultaneous open connects the
+     * socket to itself.  That is not a server answering. */
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0 && me.sin_port == sa.sin_port) {
+        close(fd);
+        errno = ECONNREFUSED;
+        return -1;
+    }
     return fd;
 }
 
