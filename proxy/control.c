@@ -548,6 +548,23 @@ static void cmd_epmdport(epx *x, sbuf *o, const ctl_line *cl)
     sbuf_addstr(o, "}");
 }
 
+/* "OK", or "ERR err" when rc < 0. */
+static void reply_ok(sbuf *o, int rc, const char *err)
+{
+    if (rc < 0)
+        sbuf_printf(o, "ERR %s", err);
+    else
+        sbuf_addstr(o, "OK");
+}
+
+/* A registration ends with the line connection that made it: none, none. */
+static int owner_or_refuse(sbuf *o, const char *name, unsigned long owner)
+{
+    if (!owner)
+        sbuf_printf(o, "ERR %s needs a line connection: its registrations end with it", name);
+    return owner != 0;
+}
+
 /* The shim's commands (app.h): APPLISTEN, APPUNLISTEN, APPROUTE,
  * APPCONNECT, and APPS to look at them. */
 static void cmd_app(epx *x, sbuf *o, const ctl_line *cl, unsigned long owner)
@@ -577,15 +594,8 @@ static void cmd_app(epx *x, sbuf *o, const ctl_line *cl, unsigned long owner)
     }
     switch (cl->cmd) {
     case CTL_APPLISTEN:
-        if (!owner) {
-            sbuf_addstr(o, "ERR APPLISTEN needs a line connection: its registrations end with it");
-            return;
-        }
-        if (app_listen(x->app, owner, args.node, args.port, err, sizeof err) < 0) {
-            sbuf_printf(o, "ERR %s", err);
-            return;
-        }
-        sbuf_addstr(o, "OK");
+        if (owner_or_refuse(o, name, owner))
+            reply_ok(o, app_listen(x->app, owner, args.node, args.port, err, sizeof err), err);
         return;
     case CTL_APPUNLISTEN:
         app_unlisten(x->app, owner, args.node, args.port);
@@ -601,11 +611,7 @@ static void cmd_app(epx *x, sbuf *o, const ctl_line *cl, unsigned long owner)
         return;
     }
     case CTL_APPCONNECT:
-        if (app_announce(x->app, &args, err, sizeof err) < 0) {
-            sbuf_printf(o, "ERR %s", err);
-            return;
-        }
-        sbuf_addstr(o, "OK");
+        reply_ok(o, app_announce(x->app, &args, err, sizeof err), err);
         return;
     default:
         return;
@@ -628,15 +634,8 @@ static void cmd_udp(epx *x, sbuf *o, const ctl_line *cl, unsigned long owner)
     }
     switch (cl->cmd) {
     case CTL_APPUDP:
-        if (!owner) {
-            sbuf_addstr(o, "ERR APPUDP needs a line connection: its registrations end with it");
-            return;
-        }
-        if (udp_register(x->udp, owner, args.node, args.port, err, sizeof err) < 0) {
-            sbuf_printf(o, "ERR %s", err);
-            return;
-        }
-        sbuf_addstr(o, "OK");
+        if (owner_or_refuse(o, name, owner))
+            reply_ok(o, udp_register(x->udp, owner, args.node, args.port, err, sizeof err), err);
         return;
     case CTL_APPUNUDP:
         udp_unregister(x->udp, owner, args.node, args.port);

@@ -484,6 +484,29 @@ static void dir_shape_timer(plink *l, enum dir d, long long when_ms)
         side_failed(l, dir_sink(d), "shaper timer", ENOMEM);
 }
 
+/* Put n bytes to d's sink: from p, or (p NULL) from d's pipe.  How many
+ * the sink took, counted in d's bytes (0 when it is full), or -1 when it
+ * failed (side_failed was called).  n > 0. */
+static ssize_t dir_put(plink *l, enum dir d, const void *p, size_t n)
+{
+    half *h = &l->h[d];
+    int fd = l->fd[dir_sink(d)];
+    for (;;) {
+        ssize_t k = p ? send(fd, p, n, MSG_NOSIGNAL)
+                      : splice(h->pfd[0], NULL, fd, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (k > 0) {
+            h->bytes += (uint64_t)k;
+            return k;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN)
+            return 0;
+        side_failed(l, dir_sink(d), "write", k < 0 ? errno : EPIPE);
+        return -1;
+    }
+}
+
 /* Write what the delay line releases now (nothing pending, not blocked).
  * What the sink does not take becomes d's pending bytes (it is due: the
  * sink's room, not the shaper, holds it now); when nothing is due yet the
@@ -491,21 +514,13 @@ static void dir_shape_timer(plink *l, enum dir d, long long when_ms)
 static void dir_shape_out(plink *l, enum dir d)
 {
     half *h = &l->h[d];
-    int fd = l->fd[dir_sink(d)];
     long long now = loop_now_ms();
     const uint8_t *p;
     size_t n;
     while (!dir_pending(h) && (n = shaper_ready(&h->sh, now, &p)) > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && errno == EAGAIN)
-            k = 0;
-        else if (k <= 0) {
-            side_failed(l, dir_sink(d), "write", k < 0 ? errno : EPIPE);
+        ssize_t k = dir_put(l, d, p, n);
+        if (k < 0)
             return;
-        }
-        h->bytes += (uint64_t)k;
         if ((size_t)k < n) {
             if (dir_keep(l, d, p + k, n - (size_t)k) < 0)
                 return;
@@ -605,18 +620,10 @@ static int dir_unpipe_to(plink *l, enum dir d)
 {
     half *h = &l->h[d];
     while (h->inpipe) {
-        ssize_t w = splice(h->pfd[0], NULL, l->fd[dir_sink(d)], NULL, h->inpipe,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno == EAGAIN)
-            return 0;
-        if (w <= 0) {
-            side_failed(l, dir_sink(d), "write", w < 0 ? errno : EPIPE);
-            return -1;
-        }
+        ssize_t w = dir_put(l, d, NULL, h->inpipe);
+        if (w <= 0)
+            return (int)w;
         h->inpipe -= (size_t)w;
-        h->bytes += (uint64_t)w;
     }
     return 1;
 }
@@ -626,21 +633,13 @@ static int dir_unpipe_to(plink *l, enum dir d)
 static void dir_flush(plink *l, enum dir d)
 {
     half *h = &l->h[d];
-    int fd = l->fd[dir_sink(d)];
     if (!dir_blocked(h) && h->inpipe && dir_unpipe_to(l, d) <= 0)
         return;   /* the sink is full, or failed */
     while (!dir_blocked(h) && h->len > h->off) {
-        ssize_t k = send(fd, h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && errno == EAGAIN)
-            return;
-        if (k <= 0) {
-            side_failed(l, dir_sink(d), "write", k < 0 ? errno : EPIPE);
-            return;
-        }
+        ssize_t k = dir_put(l, d, h->buf + h->off, h->len - h->off);
+        if (k <= 0)
+            return;   /* the sink is full, or failed */
         h->off += (size_t)k;
-        h->bytes += (uint64_t)k;
     }
     if (!dir_blocked(h) && shaper_held(&h->sh))
         dir_shape_out(l, d);
@@ -1034,19 +1033,18 @@ static int dir_pipe(plink *l, enum dir d)
     /* Unprivileged users have a quota of pipe pages (pipe-user-pages-soft):
      * past it a pipe stays small, and splicing a few KiB at a time would be
      * slower than read and write with RELAY_CHUNK. */
+    h->piped = 1;
+    x->fds_outside_loop += 2;
     (void)fcntl(h->pfd[1], F_SETPIPE_SZ, PIPE_SIZE);
     int sz = fcntl(h->pfd[1], F_GETPIPE_SZ);
     if (sz < PIPE_MIN) {
         log_msg(LOG_DEBUG, "link %lu: the pipe holds only %d bytes: relaying with read and write",
                 l->id, sz);
-        close(h->pfd[0]);
-        close(h->pfd[1]);
+        dir_unpipe(l, h);
         h->piped = -1;
         return 0;
     }
     h->pcap = (size_t)sz;
-    h->piped = 1;
-    x->fds_outside_loop += 2;
     return 1;
 }
 
@@ -1104,7 +1102,7 @@ static void dir_pump(plink *l, enum dir d)
 {
     static uint8_t scratch[RELAY_CHUNK];
     half *h = &l->h[d];
-    int src = l->fd[dir_src(d)], sink = l->fd[dir_sink(d)];
+    int src = l->fd[dir_src(d)];
     if (h->hs == HS_HELD || h->hs == HS_STALLED) {
         if (dir_reads(l, d))
             dir_take_held(l, d);
@@ -1156,18 +1154,13 @@ static void dir_pump(plink *l, enum dir d)
         }
         size_t sent = 0;
         while (sent < (size_t)k) {
-            ssize_t w = send(sink, scratch + sent, (size_t)k - sent, MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0 && errno == EAGAIN)
-                break;
-            if (w <= 0) {
-                side_failed(l, dir_sink(d), "write", w < 0 ? errno : EPIPE);
+            ssize_t w = dir_put(l, d, scratch + sent, (size_t)k - sent);
+            if (w < 0)
                 return;
-            }
+            if (w == 0)
+                break;
             sent += (size_t)w;
         }
-        h->bytes += sent;
         if (sent < (size_t)k) {
             /* the sink is full: keep the rest, read no more until it is gone */
             dir_keep(l, d, scratch + sent, (size_t)k - sent);
