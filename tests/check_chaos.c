@@ -19,7 +19,8 @@
  *   nemesis_seven            7 nodes: halves gives n1..n3 | n4..n7, and the nodes see
  *                            it; majorities-ring: a majority each, no two alike
  *   config_file              --config FILE runs its lines before READY; a bad line
- *                            stops the start with exit 2, naming the line */
+ *                            stops the start with exit 2, naming the line; so does
+ *                            a registration of the shim's (APPLISTEN, APPUDP) */
 #include <check.h>
 
 #include <stdio.h>
@@ -371,6 +372,28 @@ START_TEST(config_file)
     out[n] = 0;
     fclose(log);
     ck_assert_msg(strstr(out, ":2: DELAY a b 20: ERR DELAY:"), "stderr: %s", out);
+    unlink(d.log);
+    /* the shim's registrations end with the line connection that made
+     * them: a config line has none, and is refused */
+    static const char *const owned[][2] = {
+        { "APPLISTEN n1@h 5555", ":1: APPLISTEN has no place in a config file" },
+        { "APPUDP n1@h 5555", ":1: APPUDP n1@h 5555: ERR APPUDP needs a line connection" },
+    };
+    for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++) {
+        f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "%s\n", owned[k][0]);
+        fclose(f);
+        memset(&d, 0, sizeof d);
+        ck_assert_int_ne(tu_daemon_start(&d, extra), 0);
+        log = fopen(d.log, "r");
+        ck_assert_ptr_nonnull(log);
+        n = fread(out, 1, sizeof out - 1, log);
+        out[n] = 0;
+        fclose(log);
+        unlink(d.log);
+        ck_assert_msg(strstr(out, owned[k][1]), "want '%s' in stderr: %s", owned[k][1], out);
+    }
     unlink(path);
 }
 END_TEST
