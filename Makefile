@@ -135,11 +135,13 @@ deps:
 	    sh ci/deps.sh; fi
 
 # Run every suite.  CK_RUN_SUITE=<name> / CK_RUN_CASE=<name> pick one.
+# The logs of daemons that did not end cleanly stay in $(B)/test-logs.
 check: deps
 	@$(MAKE) --no-print-directory all $(B)/check_epmdpxy
+	@rm -rf $(B)/test-logs && mkdir -p $(B)/test-logs
 	EPX_EPMDPXY=$(abspath $(B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) \
 	  EPX_CLUSTER=$(abspath $(B)/epx-cluster) EPX_PRELOAD=$(abspath $(B)/libepx_preload.so) \
-	  $(B)/check_epmdpxy
+	  EPX_TEST_LOGDIR=$(abspath $(B)/test-logs) $(B)/check_epmdpxy
 
 $(B)/epx.pc: Makefile
 	@mkdir -p $(B)

@@ -97,13 +97,13 @@ sanitize-build:
 sanitize: deps
 	@$(QUALITY_MAKE) all
 	@$(QUALITY_MAKE) sanitize-build
-	@rm -rf $(SAN_REPORTS) && mkdir -p $(SAN_REPORTS)
+	@rm -rf $(SAN_REPORTS) $(SAN_B)/test-logs && mkdir -p $(SAN_REPORTS) $(SAN_B)/test-logs
 	@echo "sanitize: whole suite against $(SAN_B)/epmdpxy (reports in $(SAN_REPORTS))"
 	@rc=0; $(SAN_ENV) EPX_EPMDPXY=$(abspath $(SAN_B)/epmdpxy) \
 	  EPX_AGENT_DIR=$(abspath $(B)/agent) EPX_CLUSTER=$(abspath $(SAN_B)/epx-cluster) \
 	  EPX_PRELOAD=$(abspath $(B)/libepx_preload.so) \
 	  EPX_SAN_PRELOAD=$(abspath $(SAN_B)/libepx_preload.so) \
-	  $(SAN_B)/check_epmdpxy || rc=$$?; \
+	  EPX_TEST_LOGDIR=$(abspath $(SAN_B)/test-logs) $(SAN_B)/check_epmdpxy || rc=$$?; \
 	  sh tests/tools/san-reports.sh $(SAN_REPORTS) || rc=1; \
 	  exit $$rc
 
@@ -121,7 +121,7 @@ VALGRIND_SUITES ?= $(filter relay control dist robust partition fixture hostile 
 
 valgrind: deps
 	@$(QUALITY_MAKE) all $(B)/check_epmdpxy
-	@rm -rf $(VG_B) && mkdir -p $(VG_LOGS)
+	@rm -rf $(VG_B) && mkdir -p $(VG_LOGS) $(VG_B)/test-logs
 	@printf '%s\n' '#!/bin/sh' \
 	  '# epmdpxy under valgrind memcheck (made by mk/quality.mk); one log per' \
 	  '# process in $$EPX_VALGRIND_LOGS (default $(VG_LOGS))' \
@@ -133,7 +133,8 @@ valgrind: deps
 	  echo "valgrind: suite $$s"; \
 	  CK_RUN_SUITE=$$s EPX_VALGRIND=1 EPX_VALGRIND_LOGS=$(VG_LOGS)/$$s \
 	    EPX_EPMDPXY=$(abspath $(VG_B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) \
-	    EPX_CLUSTER=$(abspath $(B)/epx-cluster) $(B)/check_epmdpxy || rc=1; \
+	    EPX_CLUSTER=$(abspath $(B)/epx-cluster) EPX_TEST_LOGDIR=$(abspath $(VG_B))/test-logs \
+	    $(B)/check_epmdpxy || rc=1; \
 	done; \
 	sh tests/tools/vg-logs.sh $(VG_LOGS) || rc=1; \
 	exit $$rc

@@ -544,7 +544,7 @@ int es_otp_start(es_server *s, const char *const *opts)
         for (int i = 0; opts && opts[i] && argc < 38; i++)
             argv[argc++] = opts[i];
         argv[argc] = NULL;
-        snprintf(s->log, sizeof s->log, "/tmp/epx-otp-epmd.%d.%lld.log",
+        snprintf(s->log, sizeof s->log, "%s/epx-otp-epmd.%d.%lld.log", tu_log_dir(),
                  (int)getpid(), tu_now_ms());
         /* Neither variable may leak in from the test's environment. */
         static const char *const env[] = { "ERL_EPMD_PORT",

@@ -32,6 +32,12 @@ const char *tu_epmdpxy_path(void)
     return (p && *p) ? p : "build/epmdpxy";
 }
 
+const char *tu_log_dir(void)
+{
+    const char *p = getenv("EPX_TEST_LOGDIR");
+    return (p && *p) ? p : "/tmp";
+}
+
 /* 1 if one of pid's command-line arguments has the basename "epmdpxy". */
 static int cmdline_runs_epmdpxy(pid_t pid)
 {
@@ -130,7 +136,7 @@ int tu_daemon_start(tu_daemon *d, const char *const *extra)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
 
-    snprintf(d->log, sizeof d->log, "/tmp/epx-test-daemon.%d.%lld.log",
+    snprintf(d->log, sizeof d->log, "%s/epx-test-daemon.%d.%lld.log", tu_log_dir(),
              (int)getpid(), tu_now_ms());
     int pfd[2];
     if (pipe(pfd) < 0)

@@ -21,6 +21,9 @@ void testutil_cleanup(void);
 
 /* Path of the epmdpxy binary under test ($EPX_EPMDPXY, else build/epmdpxy). */
 const char *tu_epmdpxy_path(void);
+/* Where the daemons' logs go: $EPX_TEST_LOGDIR (`make check` sets
+ * build/test-logs and empties it first), else /tmp. */
+const char *tu_log_dir(void);
 /* 1 if process pid runs the daemon tu_epmdpxy_path() names: its
  * /proc/PID/exe is that file, or under `make valgrind` (EPX_VALGRIND set,
  * the path a wrapper that execs valgrind) the process is valgrind running
