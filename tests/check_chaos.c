@@ -340,6 +340,28 @@ START_TEST(nemesis_seven)
 }
 END_TEST
 
+/* A --config file whose text must stop the start before READY: the
+ * daemon's stderr must hold want. */
+static void config_refused(const char *path, const char *text, const char *want)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    const char *extra[] = { "--config", path, NULL };
+    tu_daemon d;
+    memset(&d, 0, sizeof d);
+    ck_assert_int_ne(tu_daemon_start(&d, extra), 0);
+    char out[4096];
+    FILE *log = fopen(d.log, "r");
+    ck_assert_ptr_nonnull(log);
+    size_t n = fread(out, 1, sizeof out - 1, log);
+    out[n] = 0;
+    fclose(log);
+    unlink(d.log);
+    ck_assert_msg(strstr(out, want), "want '%s' in stderr: %s", want, out);
+}
+
 START_TEST(config_file)
 {
     char path[256];
@@ -358,42 +380,13 @@ START_TEST(config_file)
     ck_assert_ptr_nonnull(strstr(out, "{\"from\":\"a\",\"to\":\"b\",\"delay_ms\":20"));
     ck_assert_ptr_nonnull(strstr(out, "\"command\":\"CUT c d FOR 1h\""));
     tu_daemon_stop(&d);
-    /* a refused line: exit 2 before READY, and nothing listens */
-    f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("DELAY a b 20ms\nDELAY a b 20\n", f);
-    fclose(f);
-    memset(&d, 0, sizeof d);
-    ck_assert_int_ne(tu_daemon_start(&d, extra), 0);
-    /* its stderr names the file, the line and the daemon's error */
-    FILE *log = fopen(d.log, "r");
-    ck_assert_ptr_nonnull(log);
-    size_t n = fread(out, 1, sizeof out - 1, log);
-    out[n] = 0;
-    fclose(log);
-    ck_assert_msg(strstr(out, ":2: DELAY a b 20: ERR DELAY:"), "stderr: %s", out);
-    unlink(d.log);
+    /* a refused line: its stderr names the file, the line and the error */
+    config_refused(path, "DELAY a b 20ms\nDELAY a b 20\n", ":2: DELAY a b 20: ERR DELAY:");
     /* the shim's registrations end with the line connection that made
      * them: a config line has none, and is refused */
-    static const char *const owned[][2] = {
-        { "APPLISTEN n1@h 5555", ":1: APPLISTEN has no place in a config file" },
-        { "APPUDP n1@h 5555", ":1: APPUDP n1@h 5555: ERR APPUDP needs a line connection" },
-    };
-    for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++) {
-        f = fopen(path, "w");
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "%s\n", owned[k][0]);
-        fclose(f);
-        memset(&d, 0, sizeof d);
-        ck_assert_int_ne(tu_daemon_start(&d, extra), 0);
-        log = fopen(d.log, "r");
-        ck_assert_ptr_nonnull(log);
-        n = fread(out, 1, sizeof out - 1, log);
-        out[n] = 0;
-        fclose(log);
-        unlink(d.log);
-        ck_assert_msg(strstr(out, owned[k][1]), "want '%s' in stderr: %s", owned[k][1], out);
-    }
+    config_refused(path, "APPLISTEN n1@h 5555\n", ":1: APPLISTEN has no place in a config file");
+    config_refused(path, "APPUDP n1@h 5555\n",
+                   ":1: APPUDP n1@h 5555: ERR APPUDP needs a line connection");
     unlink(path);
 }
 END_TEST
