@@ -30,6 +30,7 @@
 
 #include "epx_fixture.h"
 #include "testutil.h"
+#include "tucase.h"
 
 #define TCASE_S 120
 #define WAIT_MS 20000
@@ -410,12 +411,7 @@ Suite *chaos_suite(void)
         { "nemesis_seven", nemesis_seven, setup7, teardown },
         { "config_file", config_file, NULL, NULL },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, cases[i].setup, cases[i].teardown);
-        tcase_set_timeout(tc, TCASE_S);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        tu_add_case(s, cases[i].name, cases[i].test, TCASE_S, cases[i].setup, cases[i].teardown);
     return s;
 }

@@ -33,6 +33,7 @@
 #include <jsmn.h>
 
 #include "testutil.h"
+#include "tucase.h"
 
 #define START_MS   90000    /* up: daemon and nodes started and meshed */
 #define CMD_MS     30000    /* any other command */
@@ -1065,12 +1066,7 @@ Suite *cli_cluster_suite(void)
         { "usage", test_usage, 60 },
         { "help", test_help, 60 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, cases[i].timeout);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        tu_add_case(s, cases[i].name, cases[i].test, cases[i].timeout, setup, teardown);
     return s;
 }

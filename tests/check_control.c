@@ -11,6 +11,7 @@
 
 #include "fakenode.h"
 #include "testutil.h"
+#include "tucase.h"
 
 static tu_daemon D;
 
@@ -564,12 +565,7 @@ Suite *control_suite(void)
         { "pipelined_after_half_close", pipelined_after_half_close, 60 },
         { "isolate_except", isolate_except, 40 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, cases[i].timeout);
-        tcase_add_test(tc, cases[i].t);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        tu_add_case(s, cases[i].name, cases[i].t, cases[i].timeout, setup, teardown);
     return s;
 }

@@ -24,6 +24,7 @@
 
 #include "erlnode.h"
 #include "testutil.h"
+#include "tucase.h"
 
 #define MAX_NODES 5
 #define START_MS 60000          /* nodes boot slowly on a loaded 2-core box */
@@ -829,13 +830,8 @@ Suite *dist_suite(void)
         { "big_binary", big_binary, 180 },
         { "killed_node_unregisters", killed_node_unregisters, 90 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, cases[i].timeout);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        tu_add_case(s, cases[i].name, cases[i].fn, cases[i].timeout, setup, teardown);
     TCase *tc = tcase_create("erl_starts_daemon");
     tcase_add_checked_fixture(tc, setup_detached, teardown_detached);
     tcase_set_timeout(tc, 90);

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "holdmodel.h"
+#include "testutil.h"
+#include "tucase.h"
 
 static hold_params P;
 
@@ -150,11 +152,7 @@ Suite *holdmodel_suite(void)
         { "retx_cap", retx_cap },         { "syn_points", syn_points },
         { "syn_parse", syn_parse },       { "knobs", knobs },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, NULL);
-        tcase_add_test(tc, cases[i].t);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        tu_add_case(s, cases[i].name, cases[i].t, 0, setup, NULL);
     return s;
 }

@@ -37,6 +37,7 @@
 #include "epx_fixture.h"
 #include "erlnode.h"
 #include "testutil.h"
+#include "tucase.h"
 
 #define NNODES       5
 #define TCASE_S      120
@@ -808,12 +809,7 @@ Suite *partition_suite(void)
         { "links_held", links_held, setup_tick10, teardown_cluster },
         { "events_file", events_file, setup_events, teardown_events },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, cases[i].setup, cases[i].teardown);
-        tcase_set_timeout(tc, TCASE_S);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        tu_add_case(s, cases[i].name, cases[i].test, TCASE_S, cases[i].setup, cases[i].teardown);
     return s;
 }

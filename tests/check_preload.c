@@ -41,6 +41,7 @@
 #include "epx_fixture.h"
 #include "preload_udp.h"
 #include "testutil.h"
+#include "tucase.h"
 #include "udp_page.h"
 
 #define WAIT_MS  30000    /* conditions on a loaded 2-core machine */
@@ -1065,12 +1066,7 @@ Suite *preload_suite(void)
         { "udp_not_between_members", udp_not_between_members },
         { "c_udp_every_send_call", c_udp_every_send_call },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 180);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        tu_add_case(s, cases[i].name, cases[i].test, 180, setup, teardown);
     return s;
 }

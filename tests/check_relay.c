@@ -16,6 +16,7 @@
 
 #include "fakenode.h"
 #include "testutil.h"
+#include "tucase.h"
 
 static tu_daemon D;
 static fn_node B;
@@ -1928,12 +1929,7 @@ Suite *relay_suite(void)
         { "hold_lookup_asker_leaves", hold_lookup_asker_leaves, 60 },
         { "hold_names_of_another_host", hold_names_of_another_host, 60 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, cases[i].timeout);
-        tcase_add_test(tc, cases[i].t);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        tu_add_case(s, cases[i].name, cases[i].t, cases[i].timeout, setup, teardown);
     return s;
 }

@@ -18,6 +18,7 @@
 #include "epx.h"
 #include "fakenode.h"
 #include "testutil.h"
+#include "tucase.h"
 
 #define SEED 0x20251126ULL
 
@@ -738,12 +739,7 @@ Suite *robust_suite(void)
         { "fd_exhaustion_control", fd_exhaustion_control, 60 },
         { "fd_exhaustion_proxy", fd_exhaustion_proxy, 60 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, cases[i].timeout);
-        tcase_add_test(tc, cases[i].t);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        tu_add_case(s, cases[i].name, cases[i].t, cases[i].timeout, setup, teardown);
     return s;
 }

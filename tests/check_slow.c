@@ -22,6 +22,7 @@
 
 #include "epx_fixture.h"
 #include "testutil.h"
+#include "tucase.h"
 
 #define TCASE_S 120
 #define WAIT_MS 20000
@@ -210,12 +211,7 @@ Suite *slow_suite(void)
         { "delay_over_tick", delay_over_tick }, { "delayed_and_cut", delayed_and_cut },
         { "order_intact", order_intact },     { "reset_after", reset_after },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, TCASE_S);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        tu_add_case(s, cases[i].name, cases[i].test, TCASE_S, setup, teardown);
     return s;
 }
