@@ -502,19 +502,6 @@ END_TEST
 
 static int dport_free = -1, dport_taken = -1;
 
-static int is_epmdpxy(pid_t pid)
-{
-    char exe[PATH_MAX], link[64], want[PATH_MAX];
-    snprintf(link, sizeof link, "/proc/%d/exe", (int)pid);
-    ssize_t k = readlink(link, exe, sizeof exe - 1);
-    if (k <= 0)
-        return 0;
-    exe[k] = 0;
-    if (!realpath(tu_epmdpxy_path(), want))
-        return 0;
-    return strcmp(exe, want) == 0;
-}
-
 static void stop_daemon_on(int p)
 {
     if (p <= 0)
@@ -527,7 +514,7 @@ static void stop_daemon_on(int p)
         return;
     for (int k = 0; k < 2; k++) {
         pid_t pid = es_pid_listening_on(p + k);
-        if (pid > 0 && pid != getpid() && is_epmdpxy(pid)) {
+        if (pid > 0 && pid != getpid() && tu_is_daemon_process(pid)) {
             fprintf(stderr, "cli: killing leftover epmdpxy daemon %d on port %d\n",
                     (int)pid, p + k);
             kill(pid, SIGKILL);
@@ -605,7 +592,7 @@ START_TEST(test_daemon_detaches)
 
     pid_t dpid = es_pid_listening_on(p);
     ck_assert_msg(dpid > 0, "no process found listening on %d", p);
-    ck_assert_msg(is_epmdpxy(dpid), "pid %d on port %d is not epmdpxy", (int)dpid, p);
+    ck_assert_msg(tu_is_daemon_process(dpid), "pid %d on port %d is not epmdpxy", (int)dpid, p);
     int ppid = 0, sid = 0;
     ck_assert_int_eq(proc_ids(dpid, &ppid, &sid), 0);
     ck_assert_msg(ppid != getpid(), "the daemon is still our child");
@@ -661,7 +648,7 @@ static void daemon_on_taken(int p, const char *holder)
      * there (an open port alone could be anyone's, P+1 is an ephemeral one) */
     pid_t lpid = 0;
     int leftover = next_was_free &&
-                   TU_WAIT_UNTIL((lpid = es_pid_listening_on(p + 1)) > 0 && is_epmdpxy(lpid),
+                   TU_WAIT_UNTIL((lpid = es_pid_listening_on(p + 1)) > 0 && tu_is_daemon_process(lpid),
                                  300);
     if (leftover) {
         char reply[64];
