@@ -13,6 +13,8 @@
 #   make netsplit NETSPLIT_BACKENDS=epmdpxy          the daemon's side alone (no root)
 #   make netsplit NETSPLIT_HOLD="held_rcvbuf=4096"   knobs for the daemon's MODE hold
 #   make netsplit NETSPLIT_RETRY=0         no second run for a differing row
+#   make netsplit NETSPLIT_CUT=network     cut in a router namespace between the
+#                                          nodes (FORWARD), not in n1's own (the default, host)
 #   make netsplit-compare                  compare the last results again
 # `make check` runs it too, with the known differences, when CI is set or
 # NETSPLIT_IN_CHECK=1 (NETSPLIT_IN_CHECK=0 turns it off); without root it
@@ -24,11 +26,12 @@ NETSPLIT_ROWS     ?= all
 NETSPLIT_BACKENDS ?= real,epmdpxy
 NETSPLIT_HOLD     ?=
 NETSPLIT_RETRY    ?= 1
+NETSPLIT_CUT      ?= host
 NETSPLIT_IN_CHECK ?= $(if $(CI),1,0)
 NETSPLIT_BEAMS    := $(B)/netsplit/epx_netsplit.beam
 NETSPLIT_RUN       = NETSPLIT_OUT=$(abspath $(B)/netsplit) NETSPLIT_BEAMS=$(abspath $(B)/netsplit) \
 	NETSPLIT_REPEAT=$(NETSPLIT_REPEAT) NETSPLIT_ROWS=$(NETSPLIT_ROWS) \
-	NETSPLIT_BACKENDS=$(NETSPLIT_BACKENDS) NETSPLIT_KNOWN=$(1) NETSPLIT_HOLD="$(NETSPLIT_HOLD)" NETSPLIT_RETRY=$(NETSPLIT_RETRY) \
+	NETSPLIT_BACKENDS=$(NETSPLIT_BACKENDS) NETSPLIT_KNOWN=$(1) NETSPLIT_HOLD="$(NETSPLIT_HOLD)" NETSPLIT_RETRY=$(NETSPLIT_RETRY) NETSPLIT_CUT=$(NETSPLIT_CUT) \
 	EPX_EPMDPXY=$(abspath $(B)/epmdpxy) EPX_AGENT_DIR=$(abspath $(B)/agent) \
 	sh tests/netsplit/netsplit.sh
 

@@ -107,6 +107,7 @@ config() ->
       payload => list_to_integer(env("NETSPLIT_PAYLOAD", "24")),
       ticktime => env("NETSPLIT_TICKTIME", "4"),
       hold => env("NETSPLIT_HOLD", ""),
+      cut => list_to_atom(env("NETSPLIT_CUT", "host")),
       retry => env("NETSPLIT_RETRY", "1") =/= "0"}.
 
 env(Name, Default) ->
@@ -491,16 +492,29 @@ parse(B) ->
 %% to n2, its ACKs included, as a path that loses one direction does.
 %% Returns {time the cut/heal is complete, ms the command took}: the true
 %% instant is within that many ms before.
+%%
+%% NETSPLIT_CUT=network: the namespace <ns>-hub routes between the nodes
+%% and the same cut is FORWARD rules there, so both ends lose what they
+%% send in flight, as on a network, and neither sees a local error.
 
-rules(both) ->
+rules(host, both) ->
     [["INPUT", "-s", "10.99.0.2"], ["INPUT", "-s", "10.99.0.3"],
      ["OUTPUT", "-d", "10.99.0.2"], ["OUTPUT", "-d", "10.99.0.3"]];
-rules(oneway) ->
-    [["OUTPUT", "-d", "10.99.0.2"]].
+rules(host, oneway) ->
+    [["OUTPUT", "-d", "10.99.0.2"]];
+rules(network, both) ->
+    [["FORWARD", "-s", "10.99.0.1", "-d", fmt("10.99.0.~w", [J])] || J <- [2, 3]] ++
+    [["FORWARD", "-s", fmt("10.99.0.~w", [J]), "-d", "10.99.0.1"] || J <- [2, 3]];
+rules(network, oneway) ->
+    [["FORWARD", "-s", "10.99.0.1", "-d", "10.99.0.2"]].
 
-cut(BS = #{kind := real}, Kind) ->
+%% The namespace the rules go into.
+cut_ns(#{cfg := #{cut := host}}) -> "n1";
+cut_ns(#{cfg := #{cut := network}}) -> "hub".
+
+cut(BS = #{kind := real, cfg := #{cut := Where}}, Kind) ->
     put(epxns_cut, Kind),
-    iptables(BS, 1, "-A", rules(Kind));
+    iptables(BS, cut_ns(BS), "-A", rules(Where, Kind));
 cut(BS = #{kind := epmdpxy}, Kind) ->
     put(epxns_cut, Kind),
     T0 = now_us(),
@@ -511,8 +525,8 @@ cut(BS = #{kind := epmdpxy}, Kind) ->
     T1 = now_us(),
     {T1, round((T1 - T0) / 1000)}.
 
-heal(BS = #{kind := real}) ->
-    iptables(BS, 1, "-D", rules(get(epxns_cut)));
+heal(BS = #{kind := real, cfg := #{cut := Where}}) ->
+    iptables(BS, cut_ns(BS), "-D", rules(Where, get(epxns_cut)));
 heal(BS = #{kind := epmdpxy}) ->
     T0 = now_us(),
     <<"OK", _/binary>> = control(BS, "HEAL"),
@@ -521,20 +535,21 @@ heal(BS = #{kind := epmdpxy}) ->
 
 %% After every row, whatever happened: no rule is left.
 heal_all(#{kind := real, ip := Ip, ns := Ns}) ->
-    [0 = run(Ip, ["netns", "exec", fmt("~ts-n~w", [Ns, I]), "iptables", "-F"]) || I <- [1, 2, 3]],
+    [0 = run(Ip, ["netns", "exec", fmt("~ts-~ts", [Ns, N]), "iptables", "-F"])
+     || N <- ["n1", "n2", "n3", "hub"]],
     ok;
 heal_all(BS = #{kind := epmdpxy}) ->
     <<"OK", _/binary>> = control(BS, "HEAL"),
     ok.
 
-iptables(#{ip := Ip, ns := Ns, cfg := #{out := Out}}, I, Op, Rules) ->
-    File = filename:join([Out, "run", fmt("rules-n~w", [I])]),
+iptables(#{ip := Ip, ns := Ns, cfg := #{out := Out}}, In, Op, Rules) ->
+    File = filename:join([Out, "run", "rules-" ++ In]),
     Text = ["*filter\n",
             [[Op, " ", lists:join(" ", R), " -j DROP\n"] || R <- Rules],
             "COMMIT\n"],
     ok = file:write_file(File, Text),
     T0 = now_us(),
-    0 = run(Ip, ["netns", "exec", fmt("~ts-n~w", [Ns, I]), "iptables-restore", "--noflush", File]),
+    0 = run(Ip, ["netns", "exec", fmt("~ts-~ts", [Ns, In]), "iptables-restore", "--noflush", File]),
     T1 = now_us(),
     {T1, round((T1 - T0) / 1000)}.
 
@@ -797,9 +812,13 @@ compare(Results, Cfg) ->
              "|---|---|---|---|\n",
              [L || {L, _} <- Lines]],
     Reps = lists:max([0 | [N || #{rep := N} <- Results]]),
+    Where = case maps:get(cut, Cfg) of
+                host -> "the real cut in n1's namespace";
+                network -> "the real cut in a router namespace between the nodes"
+            end,
     Head = io_lib:format("Measured by `make netsplit` (~w run(s) per row and backend, "
-                         "net_ticktime ~ts, ~w msg/s each way n1<->n2; load ~ts).~n~n",
-                         [Reps, maps:get(ticktime, Cfg), maps:get(rate, Cfg), loadavg()]),
+                         "net_ticktime ~ts, ~w msg/s each way n1<->n2, ~ts; load ~ts).~n~n",
+                         [Reps, maps:get(ticktime, Cfg), maps:get(rate, Cfg), Where, loadavg()]),
     ok = file:write_file(filename:join(maps:get(out, Cfg), "table.md"),
                          unicode:characters_to_binary([Head, Table])),
     io:format("~n~ts~ts~n", [Head, Table]),

@@ -8,6 +8,10 @@
 #   <ns>-hub   a bridge br0 and the host ends v1..v3 of three veth pairs
 #   <ns>-n1..3 eth0 = 10.99.0.X/24, lo; one epmd and one node nX@10.99.0.X
 #
+# NETSPLIT_CUT=network instead makes <ns>-hub a router (v1..v3 routed, proxy
+# ARP, forwarding on; the nodes keep their addresses): the driver then cuts
+# with FORWARD rules there, in the network, and not in n1's own namespace.
+#
 # Nothing in the root namespace is touched.  Everything made here goes on
 # exit, also on failure or a signal: the processes the driver started
 # (their pids are in $OUT/pids), every process inside our namespaces, the
@@ -25,6 +29,8 @@ OUT=${NETSPLIT_OUT:-build/netsplit}
 BEAMS=${NETSPLIT_BEAMS:-$OUT}
 AGENT=${EPX_AGENT_DIR:-build/agent}
 BACKENDS=${NETSPLIT_BACKENDS:-real,epmdpxy}
+CUT=${NETSPLIT_CUT:-host}
+case "$CUT" in host|network) ;; *) echo "netsplit: NETSPLIT_CUT is host or network, not '$CUT'" >&2; exit 2 ;; esac
 LOCK=${TMPDIR:-/tmp}/epx-netsplit-$NS.lock
 
 skip() { echo "netsplit: SKIP: $*"; exit 0; }
@@ -81,24 +87,40 @@ trap 'exit 130' INT TERM HUP
 
 if [ "$need_ns" = 1 ]; then
     ip netns add "$NS-hub"
-    ip -n "$NS-hub" link add br0 type bridge
-    ip -n "$NS-hub" link set br0 up
+    if [ "$CUT" = host ]; then
+        ip -n "$NS-hub" link add br0 type bridge
+        ip -n "$NS-hub" link set br0 up
+    else
+        # a router: 10.99.0.254 its own address, each node's /32 routed to
+        # its veth, and proxy ARP so that the nodes' /24 stays on-link
+        ip -n "$NS-hub" link set lo up
+        ip -n "$NS-hub" addr add 10.99.0.254/32 dev lo
+        ip netns exec "$NS-hub" sysctl -q -w net.ipv4.ip_forward=1
+    fi
     for i in 1 2 3; do
         ip netns add "$NS-n$i"
         ip -n "$NS-hub" link add "v$i" type veth peer name eth0 netns "$NS-n$i"
-        ip -n "$NS-hub" link set "v$i" master br0 up
+        if [ "$CUT" = host ]; then
+            ip -n "$NS-hub" link set "v$i" master br0 up
+        else
+            ip netns exec "$NS-hub" sysctl -q -w "net.ipv4.conf.v$i.proxy_arp=1"
+            ip -n "$NS-hub" link set "v$i" up
+            ip -n "$NS-hub" route add "10.99.0.$i/32" dev "v$i"
+        fi
         ip -n "$NS-n$i" addr add "10.99.0.$i/24" dev eth0
         ip -n "$NS-n$i" link set eth0 up
         ip -n "$NS-n$i" link set lo up
     done
     ip netns exec "$NS-n1" iptables -S >/dev/null 2>&1 ||
         skip "iptables does not work inside a network namespace here"
-    echo "netsplit: namespaces $NS-hub, $NS-n1..3 up (10.99.0.1-3 on a bridge); tcp_syn_retries $(ip netns exec "$NS-n1" cat /proc/sys/net/ipv4/tcp_syn_retries)"
+    how="on a bridge, cut in n1's namespace"
+    [ "$CUT" = host ] || how="routed by $NS-hub, cut there"
+    echo "netsplit: namespaces $NS-hub, $NS-n1..3 up (10.99.0.1-3 $how); tcp_syn_retries $(ip netns exec "$NS-n1" cat /proc/sys/net/ipv4/tcp_syn_retries)"
 fi
 
 # The driver runs in the background so that its pid is recorded too: a
 # signal to this script ends it with everything else.
-NETSPLIT_OUT=$OUT NETSPLIT_NS=$NS NETSPLIT_BACKENDS=$BACKENDS EPX_AGENT_DIR=$AGENT \
+NETSPLIT_OUT=$OUT NETSPLIT_NS=$NS NETSPLIT_BACKENDS=$BACKENDS NETSPLIT_CUT=$CUT EPX_AGENT_DIR=$AGENT \
     erl -noshell -pa "$BEAMS" -run epx_netsplit main </dev/null &
 echo $! >> "$PIDS"
 rc=0
