@@ -388,12 +388,18 @@ static void minrelay_main(int lfd, int sink_port, size_t chunk, int use_splice)
 /* ---- processes --------------------------------------------------------- */
 
 
-/* fork a child with PR_SET_PDEATHSIG that runs fn; -1 on failure. */
-static pid_t spawn_fn(void (*fn)(void *), void *arg)
+/* fork a child with PR_SET_PDEATHSIG that runs fn with only fds 0-2 and
+ * keep open: no exec, so O_CLOEXEC closes nothing, and a node's stdin pipe
+ * held open here would keep that node from seeing EOF when the bench stops
+ * it.  -1 on failure. */
+static pid_t spawn_fn(void (*fn)(void *), void *arg, int keep)
 {
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     pid_t pid = fork();
     if (pid == 0) {
+        if ((keep > 3 && close_range(3, (unsigned)keep - 1, 0) < 0) ||
+            close_range((unsigned)keep + 1, ~0U, 0) < 0)
+            _exit(1);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         setpgid(0, 0);
         signal(SIGINT, SIG_DFL);
@@ -636,7 +642,7 @@ int raw_relay_start(int path, int target_port, const char *log_dir, raw_relay *h
             return -1;
         minrelay_arg a = { lfd, target_port, path == RAW_MIN64K ? 64 * 1024 : IO_CHUNK,
                            path == RAW_SPLICE };
-        h->pid = spawn_fn(minrelay_entry, &a);
+        h->pid = spawn_fn(minrelay_entry, &a, lfd);
         close(lfd);
         break;
     }
@@ -1042,7 +1048,7 @@ void raw_section(const raw_config *cfg, raw_figures *f)
         free(buf);
         return;
     }
-    pid_t sink = spawn_fn(sink_entry, &lfd);
+    pid_t sink = spawn_fn(sink_entry, &lfd, lfd);
     close(lfd);
     /* epmdpxy with its defaults (an Ethernet MSS, as in the hold model),
      * and a second daemon with --mss 0: what that faithfulness costs */
@@ -1057,7 +1063,7 @@ void raw_section(const raw_config *cfg, raw_figures *f)
     int dfd = listen_loopback(&drain_port);
     if (dfd >= 0) {
         listen(dfd, 4096);
-        drain = spawn_fn(drain_entry, &dfd);
+        drain = spawn_fn(drain_entry, &dfd, dfd);
         close(dfd);
     }
     /* the app link path: a second sink, under the shim, a member */
