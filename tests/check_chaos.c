@@ -395,12 +395,7 @@ END_TEST
 Suite *chaos_suite(void)
 {
     Suite *s = suite_create("chaos");
-    struct {
-        const char *name;
-        const TTest *test;
-        void (*setup)(void);
-        void (*teardown)(void);
-    } cases[] = {
+    tu_fixture_case cases[] = {
         { "refusals_change_nothing", refusals_change_nothing, setup_daemon, teardown_daemon },
         { "timed_fault_expires", timed_fault_expires, setup_daemon, teardown_daemon },
         { "heal_stops_all", heal_stops_all, setup_daemon, teardown_daemon },
@@ -411,7 +406,6 @@ Suite *chaos_suite(void)
         { "nemesis_seven", nemesis_seven, setup7, teardown },
         { "config_file", config_file, NULL, NULL },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        tu_add_case(s, cases[i].name, cases[i].test, TCASE_S, cases[i].setup, cases[i].teardown);
+    tu_add_fixture_cases(s, cases, sizeof cases / sizeof cases[0], TCASE_S);
     return s;
 }

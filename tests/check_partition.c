@@ -793,12 +793,7 @@ END_TEST
 Suite *partition_suite(void)
 {
     Suite *s = suite_create("partition");
-    struct {
-        const char *name;
-        const TTest *test;
-        void (*setup)(void);
-        void (*teardown)(void);
-    } cases[] = {
+    tu_fixture_case cases[] = {
         { "cut_islands", cut_islands, setup_tick2, teardown_cluster },
         { "heal", heal, setup_tick2, teardown_cluster },
         { "one_way", one_way, setup_tick20, teardown_cluster },
@@ -809,7 +804,6 @@ Suite *partition_suite(void)
         { "links_held", links_held, setup_tick10, teardown_cluster },
         { "events_file", events_file, setup_events, teardown_events },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        tu_add_case(s, cases[i].name, cases[i].test, TCASE_S, cases[i].setup, cases[i].teardown);
+    tu_add_fixture_cases(s, cases, sizeof cases / sizeof cases[0], TCASE_S);
     return s;
 }

@@ -10,4 +10,15 @@
 void tu_add_case(Suite *s, const char *name, const TTest *t, int timeout_s,
                  void (*setup)(void), void (*teardown)(void));
 
+/* A case table whose tests each have a fixture of their own. */
+typedef struct tu_fixture_case {
+    const char *name;
+    const TTest *test;
+    void (*setup)(void);
+    void (*teardown)(void);
+} tu_fixture_case;
+
+/* tu_add_case for each of the n cases of c, all with timeout_s. */
+void tu_add_fixture_cases(Suite *s, const tu_fixture_case *c, size_t n, int timeout_s);
+
 #endif
