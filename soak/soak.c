@@ -1317,10 +1317,12 @@ int main(int argc, char **argv)
     const char *paths[2] = { cfg.beam_dir, NULL };
     epx_options o;
     memset(&o, 0, sizeof o);
-    o.net_ticktime = cfg.tick;
+    /* phase 1's mode and tick time from the start: the barriers set only
+     * the phases after it */
+    o.net_ticktime = phases[0].short_tick ? cfg.short_tick : cfg.tick;
     o.code_paths = paths;
     o.timeout_ms = cfg.timeout_s * 1000;
-    o.mode = EPX_MODE_HOLD;
+    o.mode = phases[0].mode;
     cl = epx_fixture_start_cluster(nn, &o);
     if (!cl) {
         fprintf(stderr, "epx-soak: cannot start the cluster: %s\n", epx_fixture_last_error());
