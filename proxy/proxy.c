@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +46,8 @@
 #define SPLICE_AFTER    (64 * 1024)
 #define PIPE_SIZE       (1024 * 1024)
 #define PIPE_MIN        (256 * 1024)  /* a smaller pipe (over the user's quota): read and write */
+#define TRIM_MIN        (256 * 1024)  /* freeing a buffer this big asks for a malloc_trim... */
+#define TRIM_AFTER_MS   1000          /* ...this long after (one for a whole burst) */
 
 enum link_state {
     LINK_NAME,          /* reading the initiator's first frame (deadline: NAME_TIMEOUT_MS) */
@@ -199,6 +202,7 @@ struct proxy {
     plink *links;               /* newest first */
     int nlinks;
     unsigned long next_id;
+    loop_timer *trim;           /* malloc_trim soon: big buffers were freed */
 };
 
 static void link_event(void *ctx, int fd, short rev);
@@ -212,6 +216,8 @@ proxy *proxy_new(epx *x)
         p->x = x;
     return p;
 }
+
+static void trim_soon(proxy *p);
 
 /* Close both sockets and free l; rst != 0 makes both peers see a reset. */
 static void link_close(plink *l, const char *by, const char *why, int rst)
@@ -254,6 +260,7 @@ static void link_close(plink *l, const char *by, const char *why, int rst)
         l->next->prev = l->prev;
     p->nlinks--;
     free(l);
+    trim_soon(p);
 }
 
 /* ---- deadlines ---------------------------------------------------------- */
@@ -357,8 +364,25 @@ static void note_closed_by(plink *l, enum side s)
         l->closed_by = side_name[s];
 }
 
-static void dir_drop_buf(half *h)
+/* glibc keeps what a burst freed (the mmap threshold grows with the
+ * buffers it sees): once things are quiet, hand it back to the system. */
+static void trim_fired(void *ctx)
 {
+    proxy *p = ctx;
+    p->trim = NULL;
+    malloc_trim(0);
+}
+
+static void trim_soon(proxy *p)
+{
+    if (!p->trim)
+        p->trim = loop_timer_in(p->x->loop, TRIM_AFTER_MS, trim_fired, p);
+}
+
+static void dir_drop_buf(plink *l, half *h)
+{
+    if (h->cap >= TRIM_MIN)
+        trim_soon(l->px);
     free(h->buf);   /* an idle direction holds no buffer */
     h->buf = NULL;
     h->off = h->len = h->cap = 0;
@@ -367,7 +391,7 @@ static void dir_drop_buf(half *h)
 /* Every pending byte is dropped, the pipe's too. */
 static void dir_drop(plink *l, half *h)
 {
-    dir_drop_buf(h);
+    dir_drop_buf(l, h);
     dir_unpipe(l, h);
 }
 
@@ -426,7 +450,7 @@ static void dir_settle(plink *l, enum dir d)
 {
     half *h = &l->h[d];
     if (h->buf && h->len == h->off)
-        dir_drop_buf(h);
+        dir_drop_buf(l, h);
     if (h->st == DIR_DRAINING && !dir_blocked(h) && !dir_pending(h) && !shaper_held(&h->sh)) {
         long long at = shaper_close_at(&h->sh, h->eof_ms), now = loop_now_ms();
         if (at > now) {
@@ -1699,5 +1723,6 @@ void proxy_free(proxy *p)
         link_close(p->links, "daemon", "daemon exits", 0);
     for (reg_node *n = p->x->reg.reg; n; n = n->next)
         proxy_node_down(p, n);
+    loop_timer_del(p->x->loop, p->trim);
     free(p);
 }
