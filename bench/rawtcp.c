@@ -397,10 +397,17 @@ static pid_t spawn_fn(void (*fn)(void *), void *arg, int keep)
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     pid_t pid = fork();
     if (pid == 0) {
-        if ((keep > 3 && close_range(3, (unsigned)keep - 1, 0) < 0) ||
-            close_range((unsigned)keep + 1, ~0U, 0) < 0)
-            _exit(1);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (keep < 3)
+            _exit(1);   /* callers pass a socket of their own */
+        if ((keep > 3 && close_range(3, (unsigned)keep - 1, 0) < 0) ||
+            close_range((unsigned)keep + 1, ~0U, 0) < 0) {
+            /* no close_range here (an old kernel, a seccomp filter) */
+            long max = sysconf(_SC_OPEN_MAX);
+            for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+                if (fd != keep)
+                    close(fd);
+        }
         setpgid(0, 0);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
