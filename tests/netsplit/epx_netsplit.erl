@@ -107,8 +107,14 @@ config() ->
       payload => list_to_integer(env("NETSPLIT_PAYLOAD", "24")),
       ticktime => env("NETSPLIT_TICKTIME", "4"),
       hold => env("NETSPLIT_HOLD", ""),
-      cut => list_to_atom(env("NETSPLIT_CUT", "host")),
+      cut => cut_where(env("NETSPLIT_CUT", "host")),
       retry => env("NETSPLIT_RETRY", "1") =/= "0"}.
+
+cut_where("host") -> host;
+cut_where("network") -> network;
+cut_where(Other) ->
+    io:format(standard_error, "netsplit: NETSPLIT_CUT is host or network, not ~tp~n", [Other]),
+    halt(2).
 
 env(Name, Default) ->
     case os:getenv(Name) of
@@ -190,7 +196,7 @@ run_row_retry(S, Row, Rep, Cfg) ->
 run_row({B, BS}, Row = #{name := Name}, Rep, Cfg) ->
     io:format("netsplit: ~ts on ~w (run ~w) ... ", [Name, B, Rep]),
     Load = loadavg(),
-    Base = #{row => list_to_binary(Name), backend => B, rep => Rep,
+    Base = #{row => list_to_binary(Name), backend => B, rep => Rep, cut => maps:get(cut, Cfg),
              load => list_to_binary(Load)},
     Nodes = start_nodes(BS, Cfg),
     R = try scenario(BS, Row, Nodes, Rep, Cfg) of
@@ -812,9 +818,12 @@ compare(Results, Cfg) ->
              "|---|---|---|---|\n",
              [L || {L, _} <- Lines]],
     Reps = lists:max([0 | [N || #{rep := N} <- Results]]),
-    Where = case maps:get(cut, Cfg) of
-                host -> "the real cut in n1's namespace";
-                network -> "the real cut in a router namespace between the nodes"
+    %% where the real side was cut: as the results say (netsplit-compare
+    %% reads results an earlier run made), else as configured
+    Where = case lists:usort([C || #{backend := real, cut := C} <- Results]) of
+                [] -> cut_label(maps:get(cut, Cfg));
+                [C] -> cut_label(C);
+                _ -> "real runs cut in different places (NETSPLIT_CUT changed between them)"
             end,
     Head = io_lib:format("Measured by `make netsplit` (~w run(s) per row and backend, "
                          "net_ticktime ~ts, ~w msg/s each way n1<->n2, ~ts; load ~ts).~n~n",
@@ -836,6 +845,9 @@ compare(Results, Cfg) ->
             io:format("netsplit: FAIL: rows differ: ~ts~n", [lists:join(", ", Bad)]),
             1
     end.
+
+cut_label(host) -> "the real cut in n1's namespace";
+cut_label(network) -> "the real cut in a router namespace between the nodes".
 
 known(#{known := ""}) -> [];
 known(#{known := File}) ->

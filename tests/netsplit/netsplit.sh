@@ -95,7 +95,7 @@ if [ "$need_ns" = 1 ]; then
         # its veth, and proxy ARP so that the nodes' /24 stays on-link
         ip -n "$NS-hub" link set lo up
         ip -n "$NS-hub" addr add 10.99.0.254/32 dev lo
-        ip netns exec "$NS-hub" sysctl -q -w net.ipv4.ip_forward=1
+        ip netns exec "$NS-hub" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
     fi
     for i in 1 2 3; do
         ip netns add "$NS-n$i"
@@ -103,7 +103,10 @@ if [ "$need_ns" = 1 ]; then
         if [ "$CUT" = host ]; then
             ip -n "$NS-hub" link set "v$i" master br0 up
         else
-            ip netns exec "$NS-hub" sysctl -q -w "net.ipv4.conf.v$i.proxy_arp=1"
+            # answer ARP for the other nodes at once (proxy_delay: up to
+            # 0.8 s by default, noise at each pair's first contact)
+            ip netns exec "$NS-hub" sh -c "echo 1 > /proc/sys/net/ipv4/conf/v$i/proxy_arp &&
+                echo 0 > /proc/sys/net/ipv4/neigh/v$i/proxy_delay"
             ip -n "$NS-hub" link set "v$i" up
             ip -n "$NS-hub" route add "10.99.0.$i/32" dev "v$i"
         fi
