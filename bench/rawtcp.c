@@ -1,4 +1,5 @@
 #include "rawtcp.h"
+#include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -400,14 +401,7 @@ static pid_t spawn_fn(void (*fn)(void *), void *arg, int keep)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (keep < 3)
             _exit(1);   /* callers pass a socket of their own */
-        if ((keep > 3 && close_range(3, (unsigned)keep - 1, 0) < 0) ||
-            close_range((unsigned)keep + 1, ~0U, 0) < 0) {
-            /* no close_range here (an old kernel, a seccomp filter) */
-            long max = sysconf(_SC_OPEN_MAX);
-            for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
-                if (fd != keep)
-                    close(fd);
-        }
+        spawn_close_all_but(keep);
         setpgid(0, 0);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);

@@ -147,6 +147,12 @@ static const char *mode_name(int m)
     return m == EPX_MODE_HOLD ? "hold" : m == EPX_MODE_FREEZE ? "freeze" : "reset";
 }
 
+/* The nodes' net_ticktime in phase ph. */
+static int phase_tick(const phase *ph)
+{
+    return ph->short_tick ? cfg.short_tick : cfg.tick;
+}
+
 static long long t_start;
 
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
@@ -841,7 +847,7 @@ static int barrier(phase *ph, int next, const phase *nph)
             control_ok = 0;
             return -1;
         }
-        int want = nph->short_tick ? cfg.short_tick : cfg.tick;
+        int want = phase_tick(nph);
         if (set_ticktime_all(want, deadline) < 0)
             return -1;
     }
@@ -949,7 +955,7 @@ static int run_phase(int p)
     jlog("phase %d %s starts", p + 1, ph->name);
     say("phase %d %s: %s mode, net_ticktime %d s, cuts held %.1f-%.1f s, for %lld s", p + 1,
         ph->name, mode_name(ph->mode),
-        ph->short_tick ? cfg.short_tick : cfg.tick, ph->hold_min_ms / 1000.0,
+        phase_tick(ph), ph->hold_min_ms / 1000.0,
         ph->hold_max_ms / 1000.0, (end - t0) / 1000);
     if (ph->slow && set_slow(ph) < 0)
         return -1;
@@ -1031,7 +1037,7 @@ static void report_tables(void)
         char name[32];
         snprintf(name, sizeof name, "%d %s", p + 1, ph->name);
         printf("  %-13s %-5s %4d %5.0f %8d %6d %6d %5d %5d %7d %4d %4d %7d %7.1f %6d %9.1f\n", name,
-               mode_name(ph->mode), ph->short_tick ? cfg.short_tick : cfg.tick,
+               mode_name(ph->mode), phase_tick(ph),
                ph->ms / 1000.0, ph->episodes, ph->split2, ph->split3, ph->cut1, ph->cut2,
                ph->isolate, ph->fix, ph->heal, ph->connect_all, ph->max_held_ms / 1000.0,
                ph->rules_checked, ph->barrier_ms / 1000.0);
@@ -1319,7 +1325,7 @@ int main(int argc, char **argv)
     memset(&o, 0, sizeof o);
     /* phase 1's mode and tick time from the start: the barriers set only
      * the phases after it */
-    o.net_ticktime = phases[0].short_tick ? cfg.short_tick : cfg.tick;
+    o.net_ticktime = phase_tick(&phases[0]);
     o.code_paths = paths;
     o.timeout_ms = cfg.timeout_s * 1000;
     o.mode = phases[0].mode;
